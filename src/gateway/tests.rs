@@ -1,0 +1,329 @@
+use super::*;
+use serde_json::Value;
+
+const CONFIG: &str = r#"{
+  "providers": {
+    "oai": {"type": "openai-chat-completions", "baseURL": "http://up.test/v1", "apiKey": "sk-upstream-1", "models": {"mini": {"upstreamModel": "gpt-4o-mini"}}},
+    "resp": {"type": "openai-responses", "baseURL": "http://up.test", "apiKeyEnv": "RESP_KEY", "models": ["gpt-5"]},
+    "ant": {"type": "claude", "baseURL": "http://up.test", "apiKey": "sk-ant-1", "models": ["claude-x"]},
+    "gem": {"type": "gemini", "baseURL": "http://up.test", "apiKey": "AIza-1", "models": ["gemini-2.5-flash"]},
+    "echo": {"type": "echo"}
+  },
+  "limits": {"maxBodyBytes": 2000}
+}"#;
+
+struct Fixture {
+    config: Config,
+    keys: Vec<String>,
+}
+
+fn fixture() -> Fixture {
+    Fixture { config: crate::config::parse(CONFIG).unwrap(), keys: vec!["gw-key".into()] }
+}
+
+fn headers_fn(headers: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let owned: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |name: &str| owned.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+fn run(f: &Fixture, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &str) -> Result<Reply, Forward> {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let header = headers_fn(headers);
+    let req = Request { method, path, query, header: &header };
+    let setup = Setup::Ready { config: &f.config, keys: &f.keys };
+    match begin(&req, &setup) {
+        Begin::Reply(r) => Ok(r),
+        Begin::ReadBody { route, .. } => {
+            let env = |name: &str| (name == "RESP_KEY").then(|| "sk-from-env".to_string());
+            let ctx = Context { request_id: "req-1", now_unix_secs: 1_700_000_000, env: &env };
+            let mut resolution = Resolution::default();
+            match plan(&req, &route, body.as_bytes(), &f.config, &ctx, &mut resolution) {
+                Plan::Reply(r) => Ok(r),
+                Plan::Forward(fw) => Err(fw),
+            }
+        }
+    }
+}
+
+fn reply(f: &Fixture, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    run(f, method, path, headers, body).unwrap_or_else(|fw| panic!("expected a reply, got a forward to {}", fw.request.url))
+}
+
+fn forward(f: &Fixture, path: &str, headers: &[(&str, &str)], body: &str) -> Forward {
+    match run(f, "POST", path, headers, body) {
+        Err(fw) => fw,
+        Ok(r) => panic!("expected a forward, got {} {:?}", r.status, r.body),
+    }
+}
+
+fn json(r: &Reply) -> Value {
+    match &r.body {
+        Body::Bytes(b) => serde_json::from_slice(b).unwrap(),
+        other => panic!("not a JSON body: {other:?}"),
+    }
+}
+
+const AUTH: (&str, &str) = ("authorization", "Bearer gw-key");
+
+#[test]
+fn preflight_and_health_need_no_auth() {
+    let f = fixture();
+    let r = reply(&f, "OPTIONS", "/v1/chat/completions", &[], "");
+    assert_eq!(r.status, 204);
+    assert!(r.header("access-control-allow-headers").unwrap().contains("x-goog-api-key"));
+    assert_eq!(reply(&f, "GET", "/health", &[], "").status, 200);
+    let head = reply(&f, "HEAD", "/", &[], "");
+    assert_eq!((head.status, head.body), (200, Body::Empty));
+}
+
+#[test]
+fn broken_setup_fails_closed_in_the_callers_format() {
+    let header = headers_fn(&[AUTH]);
+    let req = Request { method: "POST", path: "/v1/messages", query: "", header: &header };
+    let setup = Setup::Broken("ANY_API_CONFIG is missing: set it".into());
+    let Begin::Reply(r) = begin(&req, &setup) else { panic!() };
+    assert_eq!(r.status, 500);
+    assert_eq!(json(&r)["error"]["type"], "api_error");
+    assert!(json(&r)["error"]["message"].as_str().unwrap().contains("ANY_API_CONFIG"));
+}
+
+#[test]
+fn auth_is_checked_per_protocol() {
+    let f = fixture();
+    let r = reply(&f, "POST", "/v1/chat/completions", &[], "{}");
+    assert_eq!(r.status, 401);
+    assert_eq!(json(&r)["error"]["code"], "invalid_api_key");
+    let r = reply(&f, "POST", "/v1/messages", &[("x-api-key", "nope")], "{}");
+    assert_eq!(json(&r)["error"]["type"], "authentication_error");
+    let r = reply(&f, "GET", "/v1beta/models?key=gw-key", &[], "");
+    assert_eq!(r.status, 200);
+    let r = reply(&f, "GET", "/v1beta/models", &[("x-goog-api-key", "bad")], "");
+    assert_eq!(json(&r)["error"]["status"], "UNAUTHENTICATED");
+}
+
+#[test]
+fn lists_models_in_each_format() {
+    let f = fixture();
+    let list = json(&reply(&f, "GET", "/v1/models", &[AUTH], ""));
+    let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec!["ant.claude-x", "gem.gemini-2.5-flash", "oai.mini", "resp.gpt-5"]);
+    assert_eq!(list["object"], "list");
+    assert_eq!(list["has_more"], false);
+    let gem = json(&reply(&f, "GET", "/gemini/v1beta/models", &[AUTH], ""));
+    assert_eq!(gem["models"][0]["name"], "models/ant.claude-x");
+    let one = json(&reply(&f, "GET", "/v1beta/models/oai.mini", &[AUTH], ""));
+    assert_eq!(one["name"], "models/oai.mini");
+    let missing = reply(&f, "GET", "/claude/v1/models/oai.nope", &[AUTH], "");
+    assert_eq!(missing.status, 404);
+}
+
+#[test]
+fn unknown_paths_and_methods() {
+    let f = fixture();
+    let r = reply(&f, "POST", "/v2/whatever", &[AUTH], "");
+    assert_eq!(r.status, 404);
+    let r = reply(&f, "GET", "/claude/v1/messages", &[AUTH], "");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST, OPTIONS"));
+    assert_eq!(json(&r)["type"], "error");
+}
+
+#[test]
+fn bad_bodies_are_400_in_the_callers_format() {
+    let f = fixture();
+    let r = reply(&f, "POST", "/v1/chat/completions", &[AUTH], "{not json");
+    assert_eq!(r.status, 400);
+    assert!(json(&r)["error"]["message"].as_str().unwrap().contains("not valid JSON"));
+    let r = reply(&f, "POST", "/v1/chat/completions", &[AUTH], r#"{"model": 5, "messages": []}"#);
+    assert_eq!(json(&r)["error"]["param"], "model");
+    let r = reply(&f, "POST", "/v1/messages", &[AUTH], r#"{"model": "ant.claude-x", "messages": "hi"}"#);
+    assert_eq!(json(&r)["error"]["type"], "invalid_request_error");
+    let r = reply(&f, "POST", "/v1beta/models/gem.gemini-2.5-flash:generateContent", &[AUTH], r#"{"contents": {}}"#);
+    assert_eq!(json(&r)["error"]["status"], "INVALID_ARGUMENT");
+    let r = reply(&f, "POST", "/v1/responses", &[AUTH], r#"{"model": "resp.gpt-5", "input": 3}"#);
+    assert_eq!(r.status, 400);
+    let r = reply(&f, "POST", "/v1/chat/completions", &[AUTH], r#"{"messages": []}"#);
+    assert_eq!(json(&r)["error"]["message"], "Missing required parameter: 'model'.");
+}
+
+#[test]
+fn oversized_bodies_are_413() {
+    let f = fixture();
+    let r = reply(&f, "POST", "/v1/chat/completions", &[AUTH, ("content-length", "5000")], "{}");
+    assert_eq!(r.status, 413);
+    let big = format!(r#"{{"model":"echo.x","messages":[{{"role":"user","content":"{}"}}]}}"#, "a".repeat(3000));
+    assert_eq!(reply(&f, "POST", "/v1/chat/completions", &[AUTH], &big).status, 413);
+}
+
+#[test]
+fn unknown_models_are_404() {
+    let f = fixture();
+    let r = reply(&f, "POST", "/v1/chat/completions", &[AUTH], r#"{"model": "oai.gpt-9", "messages": []}"#);
+    assert_eq!(r.status, 404);
+    assert_eq!(json(&r)["error"]["code"], "model_not_found");
+    assert!(json(&r)["error"]["message"].as_str().unwrap().contains("oai.gpt-9"));
+}
+
+#[test]
+fn passthrough_rewrites_only_the_model() {
+    let f = fixture();
+    let body = r#"{"model":"oai.mini","messages":[{"role":"user","content":"hi"}],"temperature":1.0,"stream":true}"#;
+    let fw = forward(&f, "/v1/chat/completions", &[AUTH], body);
+    assert_eq!(fw.request.url, "http://up.test/v1/chat/completions");
+    assert_eq!(
+        String::from_utf8(fw.request.body.clone()).unwrap(),
+        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":1.0,"stream":true}"#
+    );
+    assert!(fw.stream);
+    let auth: Vec<_> = fw.request.headers.iter().filter(|(k, _)| k == "authorization").collect();
+    assert_eq!(auth, vec![&("authorization".to_string(), "Bearer sk-upstream-1".to_string())]);
+    assert!(!format!("{:?}", fw.request).contains("gw-key"));
+}
+
+#[test]
+fn passthrough_auth_per_provider() {
+    let f = fixture();
+    let fw = forward(&f, "/v1/responses", &[AUTH], r#"{"model":"resp.gpt-5","input":"x"}"#);
+    assert!(fw.request.headers.contains(&("authorization".into(), "Bearer sk-from-env".into())));
+    let fw = forward(
+        &f,
+        "/v1/messages?beta=true",
+        &[("x-api-key", "gw-key"), ("anthropic-version", "2023-06-01"), ("anthropic-beta", "b1")],
+        r#"{"model":"ant.claude-x","max_tokens":5,"messages":[]}"#,
+    );
+    assert_eq!(fw.request.url, "http://up.test/v1/messages?beta=true");
+    assert!(fw.request.headers.contains(&("x-api-key".into(), "sk-ant-1".into())));
+    assert!(fw.request.headers.contains(&("anthropic-beta".into(), "b1".into())));
+    let fw = forward(&f, "/v1/messages/count_tokens", &[AUTH], r#"{"model":"ant.claude-x","messages":[]}"#);
+    assert_eq!(fw.request.url, "http://up.test/v1/messages/count_tokens");
+}
+
+#[test]
+fn gemini_passthrough_strips_the_key_and_keeps_alt() {
+    let f = fixture();
+    let body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
+    let fw = forward(&f, "/gemini/v1beta/models/gem.gemini-2.5-flash:streamGenerateContent?alt=sse&key=gw-key", &[], body);
+    assert_eq!(fw.request.url, "http://up.test/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+    assert_eq!(fw.request.body, body.as_bytes());
+    assert!(fw.stream);
+    assert!(fw.request.headers.contains(&("x-goog-api-key".into(), "AIza-1".into())));
+    let count = r#"{"generateContentRequest":{"model":"models/gem.gemini-2.5-flash","contents":[]}}"#;
+    let fw = forward(&f, "/v1beta/models/gem.gemini-2.5-flash:countTokens", &[AUTH], count);
+    assert_eq!(
+        String::from_utf8(fw.request.body).unwrap(),
+        r#"{"generateContentRequest":{"model":"models/gemini-2.5-flash","contents":[]}}"#
+    );
+}
+
+#[test]
+fn missing_env_key_is_a_500_naming_the_secret() {
+    let f = fixture();
+    let header = headers_fn(&[AUTH]);
+    let req = Request { method: "POST", path: "/v1/responses", query: "", header: &header };
+    let setup = Setup::Ready { config: &f.config, keys: &f.keys };
+    let Begin::ReadBody { route, .. } = begin(&req, &setup) else { panic!() };
+    let env = |_: &str| None;
+    let ctx = Context { request_id: "r", now_unix_secs: 0, env: &env };
+    let Plan::Reply(r) = plan(&req, &route, br#"{"model":"resp.gpt-5"}"#, &f.config, &ctx, &mut Resolution::default()) else { panic!() };
+    assert_eq!(r.status, 500);
+    assert!(json(&r)["error"]["message"].as_str().unwrap().contains("RESP_KEY"));
+}
+
+#[test]
+fn cross_protocol_is_501_for_now() {
+    let f = fixture();
+    let r = reply(&f, "POST", "/v1/chat/completions", &[AUTH], r#"{"model":"ant.claude-x","messages":[]}"#);
+    assert_eq!(r.status, 501);
+    assert_eq!(json(&r)["error"]["code"], "not_implemented");
+}
+
+fn sse_datas(r: &Reply) -> Vec<(Option<String>, String)> {
+    let Body::Chunks(chunks) = &r.body else { panic!("not streamed: {:?}", r.body) };
+    let mut d = crate::sse::Decoder::new();
+    chunks.iter().flat_map(|c| d.feed(c)).map(|e| (e.event, e.data)).collect()
+}
+
+#[test]
+fn echo_answers_every_protocol() {
+    let f = fixture();
+    let chat = json(&reply(&f, "POST", "/v1/chat/completions", &[AUTH], r#"{"model":"echo.e1","messages":[{"role":"user","content":"ping"}]}"#));
+    assert_eq!(chat["choices"][0]["message"]["content"], "Echo: ping");
+    assert_eq!(chat["model"], "echo.e1");
+    assert!(chat["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    let claude = json(&reply(&f, "POST", "/v1/messages", &[AUTH], r#"{"model":"echo.e1","max_tokens":9,"messages":[{"role":"user","content":"ping"}]}"#));
+    assert_eq!(claude["content"][0]["text"], "Echo: ping");
+    assert_eq!(claude["stop_reason"], "end_turn");
+    let resp = json(&reply(&f, "POST", "/v1/responses", &[AUTH], r#"{"model":"echo.e1","input":"ping"}"#));
+    assert_eq!(resp["output"][0]["content"][0]["text"], "Echo: ping");
+    assert_eq!(resp["status"], "completed");
+    let gem = json(&reply(&f, "POST", "/v1beta/models/echo.e1:generateContent", &[AUTH], r#"{"contents":[{"parts":[{"text":"ping"}]}]}"#));
+    assert_eq!(gem["candidates"][0]["content"]["parts"][0]["text"], "Echo: ping");
+    assert_eq!(gem["candidates"][0]["finishReason"], "STOP");
+    let count = json(&reply(&f, "POST", "/v1/messages/count_tokens", &[AUTH], r#"{"model":"echo.e1","messages":[{"role":"user","content":"ping"}]}"#));
+    assert!(count["input_tokens"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn echo_streams_in_each_grammar() {
+    let f = fixture();
+    let r = reply(&f, "POST", "/v1/chat/completions", &[AUTH], r#"{"model":"echo.e","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"a b"}]}"#);
+    assert_eq!(r.header("content-encoding"), Some("identity"));
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    let events = sse_datas(&r);
+    assert_eq!(events.last().unwrap().1, "[DONE]");
+    let usage: Value = serde_json::from_str(&events[events.len() - 2].1).unwrap();
+    assert!(usage["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let text: String = events.iter().filter_map(|(_, d)| serde_json::from_str::<Value>(d).ok()).filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(String::from)).collect();
+    assert_eq!(text, "Echo: a b");
+
+    let r = reply(&f, "POST", "/v1/messages", &[AUTH], r#"{"model":"echo.e","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"a"}]}"#);
+    let names: Vec<String> = sse_datas(&r).into_iter().map(|(e, _)| e.unwrap()).collect();
+    assert_eq!(names.first().unwrap(), "message_start");
+    assert_eq!(names.last().unwrap(), "message_stop");
+    assert!(names.contains(&"content_block_start".to_string()) && names.contains(&"message_delta".to_string()));
+
+    let r = reply(&f, "POST", "/v1/responses", &[AUTH], r#"{"model":"echo.e","stream":true,"input":"a"}"#);
+    let events = sse_datas(&r);
+    for (i, (name, data)) in events.iter().enumerate() {
+        let v: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["type"].as_str(), name.as_deref());
+        assert_eq!(v["sequence_number"], i as u64);
+    }
+    assert_eq!(events.last().unwrap().0.as_deref(), Some("response.completed"));
+
+    let r = reply(&f, "POST", "/v1beta/models/echo.e:streamGenerateContent?alt=sse", &[AUTH], r#"{"contents":[{"parts":[{"text":"a"}]}]}"#);
+    let last: Value = serde_json::from_str(&sse_datas(&r).last().unwrap().1).unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert!(last["usageMetadata"]["totalTokenCount"].as_u64().unwrap() > 0);
+
+    let r = reply(&f, "POST", "/v1beta/models/echo.e:streamGenerateContent", &[AUTH], r#"{"contents":[{"parts":[{"text":"a"}]}]}"#);
+    let Body::Chunks(chunks) = &r.body else { panic!() };
+    let array: Value = serde_json::from_slice(&chunks.concat()).unwrap();
+    assert!(array.as_array().unwrap().len() >= 2);
+}
+
+#[test]
+fn upstream_headers_and_failures() {
+    let headers = upstream_reply_headers(&[
+        ("Content-Type".into(), "text/event-stream".into()),
+        ("x-request-id".into(), "up-1".into()),
+        ("retry-after".into(), "7".into()),
+        ("set-cookie".into(), "a=b".into()),
+        ("x-ratelimit-remaining-tokens".into(), "10".into()),
+    ]);
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    assert_eq!(get("x-upstream-request-id"), Some("up-1"));
+    assert_eq!(get("retry-after"), Some("7"));
+    assert_eq!(get("content-encoding"), Some("identity"));
+    assert_eq!(get("set-cookie"), None);
+    assert_eq!(get("x-ratelimit-remaining-tokens"), Some("10"));
+
+    let f = fixture();
+    let fw = forward(&f, "/v1/messages", &[AUTH], r#"{"model":"ant.claude-x","messages":[]}"#);
+    let r = upstream_failure(&fw, &Failure::Unreachable("connect failed with key sk-ant-1".into()));
+    assert_eq!(r.status, 502);
+    let text = String::from_utf8(match r.body { Body::Bytes(b) => b, _ => vec![] }).unwrap();
+    assert!(!text.contains("sk-ant-1") && text.contains("[redacted]"), "{text}");
+    let r = upstream_failure(&fw, &Failure::Timeout);
+    assert_eq!(r.status, 504);
+}

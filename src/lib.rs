@@ -1,0 +1,24 @@
+//! An LLM API gateway for Cloudflare Workers.
+//!
+//! The crate is split in two, as `shared/design.md` describes:
+//! - a platform-free core (everything but [`edge`]) that decides what to do with a request
+//!   and renders every answer; it compiles and is tested natively with `cargo test`;
+//! - a thin edge ([`edge`], wasm32 only) that moves bytes between the Workers runtime
+//!   (Request, Env, fetch, ReadableStream) and the core.
+
+pub mod auth;
+pub mod config;
+pub mod echo;
+pub mod error;
+pub mod gateway;
+pub mod ir;
+pub mod jsonc;
+pub mod json_fields;
+pub mod models;
+pub mod protocols;
+pub mod route;
+pub mod sse;
+pub mod upstream;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

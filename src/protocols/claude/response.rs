@@ -1,0 +1,38 @@
+//! An IR response as an Anthropic `message` object.
+
+use serde_json::{json, Value};
+
+use crate::ir::{Response, StopReason, Usage};
+
+pub fn stop_reason(stop: StopReason) -> &'static str {
+    match stop {
+        StopReason::EndTurn | StopReason::ContentFilter => "end_turn",
+        StopReason::MaxTokens => "max_tokens",
+        StopReason::StopSequence => "stop_sequence",
+        StopReason::ToolUse => "tool_use",
+    }
+}
+
+/// Anthropic counts input without cache reads and writes.
+pub fn usage(u: &Usage) -> Value {
+    json!({
+        "input_tokens": u.input_tokens.saturating_sub(u.cache_read_tokens + u.cache_write_tokens),
+        "output_tokens": u.output_tokens,
+        "cache_creation_input_tokens": u.cache_write_tokens,
+        "cache_read_input_tokens": u.cache_read_tokens,
+    })
+}
+
+pub fn encode(r: &Response) -> String {
+    json!({
+        "id": format!("msg_{}", r.meta.id),
+        "type": "message",
+        "role": "assistant",
+        "model": r.meta.model,
+        "content": [{"type": "text", "text": r.text()}],
+        "stop_reason": stop_reason(r.stop),
+        "stop_sequence": null,
+        "usage": usage(&r.usage),
+    })
+    .to_string()
+}

@@ -1,0 +1,34 @@
+//! Errors in OpenAI's shape, shared by Chat Completions and Responses:
+//! `{"error":{"message","type","param","code"}}`.
+
+use serde_json::json;
+
+use crate::error::{ErrorKind, GatewayError};
+
+fn type_and_code(e: &GatewayError) -> (&'static str, Option<&'static str>) {
+    match e.kind {
+        ErrorKind::InvalidRequest => ("invalid_request_error", None),
+        ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
+        ErrorKind::NotFound if e.param.as_deref() == Some("model") => {
+            ("invalid_request_error", Some("model_not_found"))
+        }
+        ErrorKind::NotFound => ("invalid_request_error", Some("not_found")),
+        ErrorKind::MethodNotAllowed => ("invalid_request_error", Some("method_not_allowed")),
+        ErrorKind::PayloadTooLarge => ("invalid_request_error", Some("request_too_large")),
+        ErrorKind::RateLimited => ("rate_limit_error", Some("rate_limit_exceeded")),
+        ErrorKind::Internal => ("server_error", None),
+        ErrorKind::NotImplemented => ("invalid_request_error", Some("not_implemented")),
+        ErrorKind::UpstreamUnreachable => ("server_error", Some("upstream_unreachable")),
+        ErrorKind::Overloaded => ("server_error", Some("overloaded")),
+        ErrorKind::Timeout => ("server_error", Some("upstream_timeout")),
+    }
+}
+
+pub fn object(e: &GatewayError) -> serde_json::Value {
+    let (kind, code) = type_and_code(e);
+    json!({"message": e.message, "type": kind, "param": e.param, "code": code})
+}
+
+pub fn render(e: &GatewayError) -> String {
+    json!({ "error": object(e) }).to_string()
+}

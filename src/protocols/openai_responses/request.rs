@@ -1,0 +1,39 @@
+//! What the gateway reads from a Responses request.
+
+use serde_json::Value;
+
+use crate::error::GatewayError;
+use crate::json_fields::{JsonKind, JsonObject};
+use crate::protocols::{text_of, EncodeOptions, Envelope};
+
+pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
+    let model = body.string("model")?;
+    if let Some(raw) = body.get("input") {
+        let kind = JsonKind::of(raw);
+        if !matches!(kind, JsonKind::String | JsonKind::Array | JsonKind::Null) {
+            return Err(GatewayError::invalid(format!(
+                "Invalid type for 'input': expected a string or an array, but got {}.",
+                kind.name()
+            ))
+            .with_param("input"));
+        }
+    }
+    body.typed("instructions", JsonKind::String)?;
+    let stream = body.bool("stream")?;
+    Ok(Envelope { model, stream, options: EncodeOptions::default() })
+}
+
+/// `input` when it is a string, else the text of its last `user` message item.
+pub fn last_user_text(body: &JsonObject) -> String {
+    let Some(raw) = body.get("input") else { return String::new() };
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::String(s)) => s,
+        Ok(Value::Array(items)) => items
+            .iter()
+            .rev()
+            .find(|i| i.get("role").and_then(|r| r.as_str()) == Some("user"))
+            .and_then(|i| i.get("content").map(text_of))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}

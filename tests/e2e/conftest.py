@@ -1,0 +1,292 @@
+"""Fixtures for the end-to-end suite.
+
+* ``mock_upstream`` (session): tests/e2e/mock_upstream.py on a free port.
+* ``gateway`` (session): the built worker (build/entry.mjs) under ``wrangler dev`` with a
+  test ANY_API_CONFIG pointing at the mock.  The harness never builds; it skips when
+  build/ or wrangler is missing, unless E2E_REQUIRED=1 (then it fails).
+
+Only the processes started here are stopped (by their own process group), with bounded waits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+from google import genai
+from google.genai import types as gtypes
+
+from e2e_util import CLIENT_KEY
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+DEFAULT_TEST_TIMEOUT = 60
+
+
+def pytest_collection_modifyitems(config, items):
+    # Bound every test (pytest-timeout) unless it sets its own limit.
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TEST_TIMEOUT))
+
+
+# --------------------------------------------------------------------------------------
+# Process helpers
+# --------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_process(cmd, cwd, env=None, stdout=None, stderr=None) -> subprocess.Popen:
+    return subprocess.Popen(
+        cmd, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+        start_new_session=True,  # own process group: we can stop it and its children, nothing else
+    )
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 8.0):
+    if proc.poll() is not None:
+        return
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        return
+    if pgid != proc.pid:  # never signal a group we did not create
+        proc.terminate()
+        pgid = None
+    else:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    if pgid is not None:
+        try:  # children (workerd) may outlive the leader
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    elif proc.poll() is None:
+        proc.kill()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def skip_or_fail(msg: str):
+    if os.environ.get("E2E_REQUIRED") == "1":
+        pytest.fail(msg + " (E2E_REQUIRED=1)", pytrace=False)
+    pytest.skip(msg)
+
+
+def tail(path: Path, n: int = 4000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
+# --------------------------------------------------------------------------------------
+# Mock upstream
+# --------------------------------------------------------------------------------------
+class MockUpstream:
+    def __init__(self, port: int):
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(timeout=10)
+
+    def requests(self) -> list[dict]:
+        r = self.http.get(self.base + "/_mock/requests")
+        r.raise_for_status()
+        return r.json()
+
+    def clear(self):
+        self.http.delete(self.base + "/_mock/requests").raise_for_status()
+
+    def find(self, path_contains: str = "", method: str = "POST") -> list[dict]:
+        return [r for r in self.requests() if r["method"] == method and path_contains in r["path"]]
+
+    def last(self, path_contains: str = "", method: str = "POST") -> dict:
+        found = self.find(path_contains, method)
+        assert found, f"mock received no {method} request matching {path_contains!r}: {[(r['method'], r['path']) for r in self.requests()]}"
+        return found[-1]
+
+    def assert_no_leaks(self):
+        leaked = [r for r in self.requests() if r.get("leaked")]
+        assert not leaked, f"client key leaked upstream: {[(r['path'], r['leaked']) for r in leaked]}"
+
+
+@pytest.fixture(scope="session")
+def mock_upstream(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("mock")
+    err = open(logdir / "mock.stderr", "wb")
+    proc = start_process([sys.executable, "-u", str(HERE / "mock_upstream.py"), "--port", "0"], REPO,
+                         stdout=subprocess.PIPE, stderr=err)
+    try:
+        deadline = time.monotonic() + 15
+        line = b""
+        while time.monotonic() < deadline and not line.endswith(b"\n"):
+            r, _, _ = select.select([proc.stdout], [], [], 0.2)
+            if r:
+                chunk = os.read(proc.stdout.fileno(), 256)
+                if not chunk:
+                    break
+                line += chunk
+        text = line.decode(errors="replace").strip()
+        if not text.startswith("READY "):
+            pytest.fail(f"mock upstream did not start: {text!r} {tail(logdir / 'mock.stderr')}", pytrace=False)
+        mock = MockUpstream(int(text.split()[1]))
+        yield mock
+        mock.http.close()
+    finally:
+        stop_process(proc)
+        err.close()
+
+
+@pytest.fixture
+def mock(mock_upstream):
+    """Per-test view of the session mock with its request log cleared."""
+    mock_upstream.clear()
+    return mock_upstream
+
+
+# --------------------------------------------------------------------------------------
+# Gateway under wrangler dev
+# --------------------------------------------------------------------------------------
+def gateway_config(mock_base: str) -> dict:
+    m = mock_base
+    return {
+        "version": 1,
+        "providers": {
+            "oai": {"type": "openai-chat-completions", "baseURL": f"{m}/v1", "apiKey": "sk-upstream-oai",
+                    "models": {"gpt-4o-mini": {}, "mini": {"upstreamModel": "gpt-4o-mini"},
+                               "mock-error-429": {}, "mock-error-500": {}, "mock-hang": {}, "mock-garbage": {},
+                               "mock-reset": {}, "mock-truncate": {},
+                               # additions of this harness (streaming/timeout behaviour)
+                               "mock-hang-mid": {}, "mock-slow-1000": {}}},
+            "resp": {"type": "openai-responses", "baseURL": m, "apiKeyEnv": "RESP_UPSTREAM_KEY",
+                     "models": {"gpt-5": {}, "mock-error-429": {}}},
+            "ant": {"type": "claude", "baseURL": m, "apiKey": "sk-ant-upstream-1",
+                    "models": {"claude-sonnet-4-5": {}, "mock-error-529": {}}},
+            "gem": {"type": "gemini", "baseURL": m, "apiKey": "AIza-upstream-1",
+                    "models": {"gemini-2.5-flash": {}, "mock-error-503": {}}},
+            "echo": {"type": "echo"},
+            "dead": {"type": "openai-chat-completions", "baseURL": "http://127.0.0.1:9/v1", "apiKey": "sk-upstream-dead",
+                     "models": {"m": {}}},
+        },
+        "limits": {"maxBodyBytes": 262144},
+        "timeouts": {"firstByteMs": 3000},
+    }
+
+
+def toml_str(s: str) -> str:
+    return json.dumps(s)  # a JSON string literal is a valid TOML basic string
+
+
+class Gateway:
+    def __init__(self, port: int, log: Path, mock: MockUpstream):
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.mock = mock
+        self.http = httpx.Client(base_url=self.base, timeout=30)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def request(self, method: str, path: str, **kw) -> httpx.Response:
+        return self.http.request(method, path, **kw)
+
+    def post(self, path: str, **kw) -> httpx.Response:
+        return self.http.post(path, **kw)
+
+    def get(self, path: str, **kw) -> httpx.Response:
+        return self.http.get(path, **kw)
+
+    # official SDK clients pointed at the gateway
+    def openai(self, base_path: str = "/v1", key: str = CLIENT_KEY, **kw) -> openai.OpenAI:
+        return openai.OpenAI(api_key=key, base_url=self.base + base_path, max_retries=0, timeout=kw.pop("timeout", 30), **kw)
+
+    def anthropic(self, base_path: str = "", key: str = CLIENT_KEY, **kw) -> anthropic.Anthropic:
+        return anthropic.Anthropic(api_key=key, base_url=self.base + base_path, max_retries=0, timeout=kw.pop("timeout", 30), **kw)
+
+    def genai(self, base_path: str = "/gemini", key: str = CLIENT_KEY, api_version: str = "v1beta") -> genai.Client:
+        return genai.Client(api_key=key, http_options=gtypes.HttpOptions(
+            base_url=self.base + base_path, api_version=api_version, timeout=30_000,
+            retry_options=gtypes.HttpRetryOptions(attempts=1)))
+
+    def alive(self) -> bool:
+        try:
+            return httpx.get(self.base + "/health", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@pytest.fixture(scope="session")
+def gateway_server(mock_upstream, tmp_path_factory):
+    entry = REPO / "build" / "entry.mjs"
+    if not entry.is_file():
+        skip_or_fail(f"gateway build missing: {entry} (run `bash scripts/build.sh` first)")
+    if not (REPO / "node_modules" / ".bin" / "wrangler").exists():
+        skip_or_fail("wrangler not installed: node_modules/.bin/wrangler missing (run `bash scripts/setup.sh`)")
+    tmp = tmp_path_factory.mktemp("gateway")
+    port = free_port()
+    cfg = json.dumps(gateway_config(mock_upstream.base), separators=(",", ":"))
+    (tmp / "wrangler.toml").write_text(
+        'name = "gateway-e2e"\n'
+        f"main = {toml_str(str(entry))}\n"
+        'compatibility_date = "2026-04-20"\n'
+        'compatibility_flags = ["enable_request_signal"]\n'
+        "\n[vars]\n"
+        f"ANY_API_CONFIG = {toml_str(cfg)}\n"
+        'WORKER_AUTH_KEYS = "gw-test-key-1, gw-test-key-2"\n'
+        'RESP_UPSTREAM_KEY = "sk-upstream-resp"\n'
+    )
+    env = dict(os.environ, WRANGLER_SEND_METRICS="false", CLOUDFLARE_CF_FETCH_ENABLED="false",
+               WRANGLER_LOG_PATH=str(tmp / "wrangler-logs"), NO_COLOR="1", FORCE_COLOR="0")
+    log = tmp / "wrangler.log"
+    logf = open(log, "wb")
+    cmd = ["npx", "--no-install", "wrangler", "dev", "--config", str(tmp / "wrangler.toml"),
+           "--ip", "127.0.0.1", "--port", str(port), "--show-interactive-dev-session=false", "--log-level", "warn"]
+    proc = start_process(cmd, REPO, env=env, stdout=logf, stderr=subprocess.STDOUT)
+    gw = Gateway(port, log, mock_upstream)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"wrangler dev exited with {proc.returncode} before /health answered:\n{tail(log)}", pytrace=False)
+            if gw.alive():
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"gateway /health not ready within 60 s:\n{tail(log)}", pytrace=False)
+            time.sleep(0.3)
+        yield gw
+    finally:
+        gw.http.close()
+        stop_process(proc)
+        logf.close()
+        if os.environ.get("E2E_SHOW_GATEWAY_LOG") == "1":
+            sys.stderr.write(f"\n--- wrangler log ---\n{tail(log, 20000)}\n")
+
+
+@pytest.fixture
+def gateway(gateway_server, mock_upstream):
+    """Per-test gateway handle; the mock's request log is cleared first."""
+    mock_upstream.clear()
+    return gateway_server
