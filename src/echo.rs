@@ -3,7 +3,7 @@
 //! from the request. It needs no upstream and no key, so a fresh gateway serves every
 //! SDK immediately, and it measures the gateway's own overhead.
 
-use crate::ir::{OutputPart, Response, ResponseMeta, StopReason, StreamEvent, Usage};
+use crate::ir::{Part, Response, ResponseMeta, StopReason, StreamEvent, Usage};
 use crate::json_fields::JsonObject;
 use crate::protocols::{self, Envelope, Protocol, StreamFraming};
 
@@ -64,7 +64,7 @@ pub fn response(protocol: Protocol, body: &JsonObject, meta: ResponseMeta) -> Re
         output_tokens: estimate_tokens(&text),
         ..Usage::default()
     };
-    Response { meta, parts: vec![OutputPart::Text(text)], stop: StopReason::EndTurn, usage }
+    Response { meta, parts: vec![Part::Text(text)], stop: StopReason::EndTurn, usage }
 }
 
 /// The echo answer as stream events: one text delta per word.

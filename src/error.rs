@@ -15,6 +15,8 @@ pub enum ErrorKind {
     InvalidRequest,
     /// Missing or wrong gateway key (401).
     Authentication,
+    /// The key may not do this (403).
+    PermissionDenied,
     /// Unknown model, provider or path (404).
     NotFound,
     /// A known path with the wrong HTTP method (405).
@@ -40,6 +42,7 @@ impl ErrorKind {
         match self {
             ErrorKind::InvalidRequest => 400,
             ErrorKind::Authentication => 401,
+            ErrorKind::PermissionDenied => 403,
             ErrorKind::NotFound => 404,
             ErrorKind::MethodNotAllowed => 405,
             ErrorKind::PayloadTooLarge => 413,
@@ -59,11 +62,14 @@ pub struct GatewayError {
     pub message: String,
     /// The request field the error is about, when there is one (OpenAI's `param`).
     pub param: Option<String>,
+    /// An upstream's own 4xx status kept as is (402, 409, 422…) when the kind's default
+    /// status would say less.
+    pub status_override: Option<u16>,
 }
 
 impl GatewayError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        GatewayError { kind, message: message.into(), param: None }
+        GatewayError { kind, message: message.into(), param: None, status_override: None }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -76,7 +82,44 @@ impl GatewayError {
     }
 
     pub fn status(&self) -> u16 {
-        self.kind.status()
+        self.status_override.unwrap_or(self.kind.status())
+    }
+
+    /// The HTTP status a caller of `protocol` gets: Anthropic reports overload as 529.
+    pub fn status_for(&self, protocol: Protocol) -> u16 {
+        if self.kind == ErrorKind::Overloaded && protocol == Protocol::Claude {
+            529
+        } else {
+            self.status()
+        }
+    }
+
+    /// The kind an upstream HTTP status stands for.
+    pub fn kind_for_status(status: u16) -> ErrorKind {
+        match status {
+            401 => ErrorKind::Authentication,
+            403 => ErrorKind::PermissionDenied,
+            404 => ErrorKind::NotFound,
+            405 => ErrorKind::MethodNotAllowed,
+            413 => ErrorKind::PayloadTooLarge,
+            429 => ErrorKind::RateLimited,
+            408 | 504 => ErrorKind::Timeout,
+            503 | 529 => ErrorKind::Overloaded,
+            501 => ErrorKind::NotImplemented,
+            400..=499 => ErrorKind::InvalidRequest,
+            502 => ErrorKind::UpstreamUnreachable,
+            _ => ErrorKind::Internal,
+        }
+    }
+
+    /// An error an upstream returned, in the gateway's taxonomy.
+    pub fn from_upstream(status: u16, message: impl Into<String>) -> Self {
+        let kind = Self::kind_for_status(status);
+        let mut e = GatewayError::new(kind, message);
+        if (400..500).contains(&status) && kind.status() != status {
+            e.status_override = Some(status);
+        }
+        e
     }
 
     /// The JSON body of this error in `protocol`'s format.

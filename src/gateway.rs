@@ -60,7 +60,7 @@ impl Reply {
     }
 
     pub fn error(e: &GatewayError, protocol: Protocol) -> Reply {
-        let mut reply = Reply::json(e.status(), e.render(protocol));
+        let mut reply = Reply::json(e.status_for(protocol), e.render(protocol));
         if e.kind == ErrorKind::Authentication {
             reply.headers.push(("www-authenticate".into(), "Bearer".into()));
         }

@@ -7,6 +7,7 @@
 //!   (Request, Env, fetch, ReadableStream) and the core.
 
 pub mod auth;
+pub mod carrier;
 pub mod config;
 pub mod echo;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod protocols;
 pub mod route;
 pub mod sse;
 pub mod upstream;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod edge;

@@ -11,7 +11,7 @@ pub mod openai_chat;
 pub mod openai_responses;
 
 use crate::error::GatewayError;
-use crate::ir::{Response, StreamEvent};
+use crate::ir::{Request, Response, ResponseMeta, StreamEvent};
 
 /// A client-facing API protocol, which is also a provider type of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +57,28 @@ pub trait StreamEncoder {
     fn error(&mut self, error: &GatewayError, out: &mut Vec<u8>);
 }
 
+/// Turns one upstream protocol's stream into IR events.
+pub trait StreamDecoder {
+    /// One upstream SSE event (for Gemini's JSON-array framing, one array element as
+    /// `data`). Appends the IR events it completes; an `Err` is an upstream error event.
+    fn event(&mut self, event: &crate::sse::Event, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError>;
+    /// The upstream body ended. `Err` when it ended before the protocol's terminal event.
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError>;
+}
+
+/// What an egress encoder needs to know about the upstream model.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The model name the upstream knows.
+    pub model: &'a str,
+    pub options: &'a crate::config::ModelOptions,
+    pub quirks: crate::config::Quirks,
+}
+
+/// Default `max_tokens` for upstreams that require one (Claude) when neither the caller
+/// nor the config (`options.maxTokens`) gives one.
+pub const DEFAULT_MAX_TOKENS: u64 = 8192;
+
 pub fn encode_response(protocol: Protocol, response: &Response, options: EncodeOptions) -> String {
     let _ = options;
     match protocol {
@@ -78,6 +100,61 @@ pub fn stream_encoder(
         Protocol::Claude => Box::new(claude::stream::Encoder::default()),
         Protocol::Gemini => Box::new(gemini::stream::Encoder::new(framing)),
     }
+}
+
+/// Ingress: a client request body of `protocol` as IR.
+pub fn decode_request(protocol: Protocol, body: &serde_json::Value) -> Result<Request, GatewayError> {
+    match protocol {
+        Protocol::OpenAiChat => openai_chat::request::decode(body),
+        Protocol::OpenAiResponses => openai_responses::request::decode(body),
+        Protocol::Claude => claude::request::decode(body),
+        Protocol::Gemini => gemini::request::decode(body),
+    }
+}
+
+/// Egress: an IR request as an upstream body of `protocol`.
+pub fn encode_request(protocol: Protocol, request: &Request, target: &Target) -> Result<serde_json::Value, GatewayError> {
+    match protocol {
+        Protocol::OpenAiChat => openai_chat::request::encode(request, target),
+        Protocol::OpenAiResponses => openai_responses::request::encode(request, target),
+        Protocol::Claude => claude::request::encode(request, target),
+        Protocol::Gemini => gemini::request::encode(request, target),
+    }
+}
+
+/// Egress: an upstream's whole answer as IR.
+pub fn decode_response(protocol: Protocol, body: &serde_json::Value, meta: ResponseMeta) -> Result<Response, GatewayError> {
+    match protocol {
+        Protocol::OpenAiChat => openai_chat::response::decode(body, meta),
+        Protocol::OpenAiResponses => openai_responses::response::decode(body, meta),
+        Protocol::Claude => claude::response::decode(body, meta),
+        Protocol::Gemini => gemini::response::decode(body, meta),
+    }
+}
+
+pub fn stream_decoder(protocol: Protocol, meta: ResponseMeta) -> Box<dyn StreamDecoder> {
+    match protocol {
+        Protocol::OpenAiChat => Box::new(openai_chat::stream::Decoder::new(meta)),
+        Protocol::OpenAiResponses => Box::new(openai_responses::stream::Decoder::new(meta)),
+        Protocol::Claude => Box::new(claude::stream::Decoder::new(meta)),
+        Protocol::Gemini => Box::new(gemini::stream::Decoder::new(meta)),
+    }
+}
+
+/// Egress: an upstream's non-2xx answer as a gateway error (message kept, status mapped).
+pub fn decode_error(protocol: Protocol, status: u16, body: &[u8]) -> GatewayError {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let message = parsed.as_ref().and_then(|v| match protocol {
+        Protocol::OpenAiChat | Protocol::OpenAiResponses => openai_chat::error::message(v),
+        Protocol::Claude => claude::error::message(v),
+        Protocol::Gemini => gemini::error::message(v),
+    });
+    let message = message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        let text: String = text.trim().chars().take(500).collect();
+        if text.is_empty() { format!("Upstream answered HTTP {status} with an empty body.") } else { text }
+    });
+    GatewayError::from_upstream(status, message)
 }
 
 /// Writes one SSE event: an optional `event:` line and a single-line `data:` payload.

@@ -287,6 +287,10 @@ def gateway_server(mock_upstream, tmp_path_factory):
 
 @pytest.fixture
 def gateway(gateway_server, mock_upstream):
-    """Per-test gateway handle; the mock's request log is cleared first."""
+    """Per-test gateway handle; the mock's request log is cleared first and checked for
+    leaked client keys afterwards."""
     mock_upstream.clear()
-    return gateway_server
+    yield gateway_server
+    leaked = [(r["path"], r["leaked"]) for r in mock_upstream.requests() if r.get("leaked")]
+    if leaked:
+        pytest.fail(f"LEAKED_CLIENT_KEY: the gateway forwarded a client key upstream: {leaked}", pytrace=False)

@@ -16,7 +16,7 @@ from google.genai import types as gtypes
 
 from e2e_util import (
     CLIENT_KEY, CROSS_PROTOCOL_CONVERSION, PROTOCOLS, PROVIDER_MODEL, assert_reply_ok, check_cross_protocol,
-    parse_sse, request_body, request_path, sse_json, stream_is_complete,
+    parse_sse, request_body, request_path, stream_is_complete,
 )
 
 AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
@@ -314,8 +314,9 @@ def test_gemini_raw_stream_headers(gateway):
     assert stream_is_complete("gemini", r.text)
 
 
-def test_gemini_count_tokens(gateway, mock_upstream):
-    g = gateway.genai()
+@pytest.mark.parametrize("base", ["/gemini", ""])
+def test_gemini_count_tokens(gateway, mock_upstream, base):
+    g = gateway.genai(base)
     assert g.models.count_tokens(model="gem.gemini-2.5-flash", contents="count gemini").total_tokens > 0
     assert mock_upstream.last(":countTokens")["path"] == "/v1beta/models/gemini-2.5-flash:countTokens"
 

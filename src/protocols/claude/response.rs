@@ -36,3 +36,8 @@ pub fn encode(r: &Response) -> String {
     })
     .to_string()
 }
+
+/// Egress: an upstream answer as IR.
+pub fn decode(_body: &Value, _meta: crate::ir::ResponseMeta) -> Result<Response, crate::error::GatewayError> {
+    Err(crate::error::GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+}

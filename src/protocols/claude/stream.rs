@@ -31,6 +31,7 @@ impl Encoder {
 impl StreamEncoder for Encoder {
     fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
         match event {
+            StreamEvent::ReasoningDelta(_) | StreamEvent::ReasoningEnd(_) | StreamEvent::ToolCallStart { .. } | StreamEvent::ToolCallDelta(_) => {}
             StreamEvent::Start { meta, input_tokens } => {
                 let start_usage = usage(&Usage { input_tokens: *input_tokens, output_tokens: 1, ..Usage::default() });
                 let message = json!({
@@ -61,5 +62,25 @@ impl StreamEncoder for Encoder {
 
     fn error(&mut self, error: &GatewayError, out: &mut Vec<u8>) {
         write_sse(out, Some("error"), &super::error::render(error));
+    }
+}
+
+/// Egress: an upstream stream as IR events.
+pub struct Decoder {
+    _meta: crate::ir::ResponseMeta,
+}
+
+impl Decoder {
+    pub fn new(meta: crate::ir::ResponseMeta) -> Self {
+        Decoder { _meta: meta }
+    }
+}
+
+impl crate::protocols::StreamDecoder for Decoder {
+    fn event(&mut self, _event: &crate::sse::Event, _out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+    }
+    fn finish(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
     }
 }

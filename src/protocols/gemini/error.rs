@@ -11,6 +11,7 @@ pub fn status_name(kind: ErrorKind) -> &'static str {
             "INVALID_ARGUMENT"
         }
         ErrorKind::Authentication => "UNAUTHENTICATED",
+        ErrorKind::PermissionDenied => "PERMISSION_DENIED",
         ErrorKind::NotFound => "NOT_FOUND",
         ErrorKind::RateLimited => "RESOURCE_EXHAUSTED",
         ErrorKind::Internal => "INTERNAL",
@@ -22,4 +23,10 @@ pub fn status_name(kind: ErrorKind) -> &'static str {
 
 pub fn render(e: &GatewayError) -> String {
     json!({"error": {"code": e.status(), "message": e.message, "status": status_name(e.kind)}}).to_string()
+}
+
+/// The message of a Google error body (also an array-wrapped one).
+pub fn message(v: &serde_json::Value) -> Option<String> {
+    let v = v.as_array().and_then(|a| a.first()).unwrap_or(v);
+    v.get("error").and_then(|e| e.get("message")).and_then(|m| m.as_str()).map(String::from)
 }

@@ -44,3 +44,8 @@ pub fn chunk(meta: &ResponseMeta, parts: Value, finish: Option<StopReason>, u: O
 pub fn encode(r: &Response) -> String {
     chunk(&r.meta, json!([{"text": r.text()}]), Some(r.stop), Some(&r.usage)).to_string()
 }
+
+/// Egress: an upstream answer as IR.
+pub fn decode(_body: &Value, _meta: crate::ir::ResponseMeta) -> Result<Response, crate::error::GatewayError> {
+    Err(crate::error::GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+}

@@ -39,6 +39,7 @@ impl Encoder {
 impl StreamEncoder for Encoder {
     fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
         match event {
+            StreamEvent::ReasoningDelta(_) | StreamEvent::ReasoningEnd(_) | StreamEvent::ToolCallStart { .. } | StreamEvent::ToolCallDelta(_) => {}
             StreamEvent::Start { meta, .. } => self.meta = Some(meta.clone()),
             StreamEvent::TextDelta(text) => {
                 let Some(meta) = self.meta.as_ref() else { return };
@@ -56,5 +57,25 @@ impl StreamEncoder for Encoder {
     fn error(&mut self, error: &GatewayError, out: &mut Vec<u8>) {
         let data = super::error::render(error);
         self.write(out, &data, true);
+    }
+}
+
+/// Egress: an upstream stream as IR events.
+pub struct Decoder {
+    _meta: crate::ir::ResponseMeta,
+}
+
+impl Decoder {
+    pub fn new(meta: crate::ir::ResponseMeta) -> Self {
+        Decoder { _meta: meta }
+    }
+}
+
+impl crate::protocols::StreamDecoder for Decoder {
+    fn event(&mut self, _event: &crate::sse::Event, _out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+    }
+    fn finish(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
     }
 }

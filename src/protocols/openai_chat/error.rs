@@ -9,6 +9,7 @@ fn type_and_code(e: &GatewayError) -> (&'static str, Option<&'static str>) {
     match e.kind {
         ErrorKind::InvalidRequest => ("invalid_request_error", None),
         ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
+        ErrorKind::PermissionDenied => ("permission_error", Some("permission_denied")),
         ErrorKind::NotFound if e.param.as_deref() == Some("model") => {
             ("invalid_request_error", Some("model_not_found"))
         }
@@ -31,4 +32,11 @@ pub fn object(e: &GatewayError) -> serde_json::Value {
 
 pub fn render(e: &GatewayError) -> String {
     json!({ "error": object(e) }).to_string()
+}
+
+/// The message of an OpenAI-shaped error body (`{"error":{"message"}}`, also the nested
+/// Responses stream shape).
+pub fn message(v: &serde_json::Value) -> Option<String> {
+    let e = v.get("error").unwrap_or(v);
+    e.get("message").and_then(|m| m.as_str()).map(String::from)
 }

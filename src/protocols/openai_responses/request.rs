@@ -37,3 +37,13 @@ pub fn last_user_text(body: &JsonObject) -> String {
         _ => String::new(),
     }
 }
+
+/// Ingress: a client request as IR.
+pub fn decode(_body: &serde_json::Value) -> Result<crate::ir::Request, GatewayError> {
+    Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "conversion from this protocol is not implemented yet"))
+}
+
+/// Egress: IR as an upstream request body.
+pub fn encode(_req: &crate::ir::Request, _target: &crate::protocols::Target) -> Result<serde_json::Value, GatewayError> {
+    Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "conversion to this protocol is not implemented yet"))
+}

@@ -77,3 +77,8 @@ pub fn encode(r: &Response) -> String {
     let output = vec![message_item(&r.meta, Some(&text))];
     object(&r.meta, status_for(r.stop), output, Some(r.stop), Some(&r.usage)).to_string()
 }
+
+/// Egress: an upstream answer as IR.
+pub fn decode(_body: &Value, _meta: crate::ir::ResponseMeta) -> Result<Response, crate::error::GatewayError> {
+    Err(crate::error::GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+}

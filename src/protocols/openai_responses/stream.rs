@@ -43,6 +43,7 @@ impl Encoder {
 impl StreamEncoder for Encoder {
     fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
         match event {
+            StreamEvent::ReasoningDelta(_) | StreamEvent::ReasoningEnd(_) | StreamEvent::ToolCallStart { .. } | StreamEvent::ToolCallDelta(_) => {}
             StreamEvent::Start { meta, .. } => {
                 self.meta = Some(meta.clone());
                 let response = object(meta, "in_progress", vec![], None, None);
@@ -89,5 +90,25 @@ impl StreamEncoder for Encoder {
         let data = super::error::event(error, self.sequence);
         self.sequence += 1;
         write_sse(out, Some("error"), &data);
+    }
+}
+
+/// Egress: an upstream stream as IR events.
+pub struct Decoder {
+    _meta: crate::ir::ResponseMeta,
+}
+
+impl Decoder {
+    pub fn new(meta: crate::ir::ResponseMeta) -> Self {
+        Decoder { _meta: meta }
+    }
+}
+
+impl crate::protocols::StreamDecoder for Decoder {
+    fn event(&mut self, _event: &crate::sse::Event, _out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+    }
+    fn finish(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
     }
 }
