@@ -19,7 +19,10 @@ use worker::{
 };
 
 use crate::config::{self, Config};
+use crate::convert::{self, Conversion, StreamConverter};
+use crate::error::{ErrorKind, GatewayError};
 use crate::gateway::{self, Begin, Body, Failure, LogLine, Plan, Reply, Resolution, Setup};
+use crate::protocols::{self, StreamFraming};
 
 /// The parsed config and gateway keys, kept while the env strings they came from are
 /// unchanged: parsing happens once per isolate, not per request.
@@ -146,8 +149,13 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         Err(forward) => match send_upstream(&forward).await {
             Ok(upstream) => {
                 log.upstream_status = Some(upstream.status_code());
-                log.status = upstream.status_code();
-                relay(upstream, &request_id)
+                match &forward.conversion {
+                    None => {
+                        log.status = upstream.status_code();
+                        relay(upstream, &request_id)
+                    }
+                    Some(conversion) => converted(conversion, upstream, &request_id, &mut log).await,
+                }
             }
             Err(failure) => {
                 log.error = Some(match &failure {
@@ -224,4 +232,96 @@ fn relay(upstream: Response, request_id: &str) -> worker::Result<Response> {
         Some(stream) => builder.stream(stream),
         None => builder.empty(),
     })
+}
+
+/// Largest upstream body read whole (non-streamed answers and error bodies).
+const MAX_UPSTREAM_BODY: usize = 32 * 1024 * 1024;
+
+async fn read_upstream(upstream: &mut Response) -> Result<Vec<u8>, GatewayError> {
+    let mut stream = upstream
+        .stream()
+        .map_err(|_| GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream answer could not be read."))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream connection failed while sending its answer."))?;
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_UPSTREAM_BODY {
+            return Err(GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream answer is larger than the gateway reads whole (32 MiB)."));
+        }
+    }
+    Ok(body)
+}
+
+/// The upstream's answer converted into the caller's protocol.
+async fn converted(c: &Conversion, mut upstream: Response, request_id: &str, log: &mut LogLine) -> worker::Result<Response> {
+    let status = upstream.status_code();
+    let upstream_headers: Vec<(String, String)> = upstream.headers().entries().collect();
+    // Retry hints and rate-limit headers, without the upstream's content type.
+    let mut kept: Vec<(String, String)> =
+        gateway::upstream_reply_headers(&upstream_headers).into_iter().filter(|(n, _)| n != "content-type").collect();
+    kept.retain(|(n, _)| n != "content-encoding" && n != "cache-control" && n != "x-accel-buffering");
+
+    if !(200..300).contains(&status) {
+        let error = match read_upstream(&mut upstream).await {
+            Ok(body) => protocols::decode_error(c.upstream, status, &body),
+            Err(e) => e,
+        };
+        log.error = Some(format!("upstream error {status}"));
+        let mut reply = Reply::error(&error, c.client);
+        log.status = reply.status;
+        reply.headers.extend(kept);
+        return to_response(reply, request_id);
+    }
+
+    if c.stream && !c.count {
+        log.status = 200;
+        let content_type = if c.framing == StreamFraming::Sse { "text/event-stream; charset=utf-8" } else { "application/json" };
+        let mut headers = vec![("content-type".to_string(), content_type.to_string())];
+        headers.extend(gateway::stream_headers());
+        headers.extend(kept);
+        let body = match upstream.stream() {
+            Ok(s) => s,
+            Err(_) => {
+                let reply = Reply::error(&GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream stream could not be read."), c.client);
+                return to_response(reply, request_id);
+            }
+        };
+        let state = (body, StreamConverter::new(c), false);
+        let stream = futures::stream::unfold(state, |(mut body, mut conv, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let (out, finished) = match body.next().await {
+                    Some(Ok(chunk)) => {
+                        let out = conv.feed(&chunk);
+                        (out, conv.is_closed())
+                    }
+                    Some(Err(_)) => {
+                        let e = GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream connection failed mid-stream.");
+                        (conv.abort(&e), true)
+                    }
+                    None => (conv.finish(), true),
+                };
+                if finished || !out.is_empty() {
+                    return Some((Ok::<Vec<u8>, worker::Error>(out), (body, conv, finished)));
+                }
+            }
+        });
+        return ResponseBuilder::new().with_status(200).with_headers(headers_of(&headers, request_id)).from_stream(stream);
+    }
+
+    let reply = match read_upstream(&mut upstream).await.and_then(|body| convert::convert_body(c, &body)) {
+        Ok(json) => {
+            let mut reply = Reply::json(200, json);
+            reply.headers.extend(kept);
+            reply
+        }
+        Err(e) => {
+            log.error = Some(e.message.chars().take(200).collect());
+            Reply::error(&e, c.client)
+        }
+    };
+    log.status = reply.status;
+    to_response(reply, request_id)
 }

@@ -9,12 +9,13 @@
 
 use crate::auth::{self, Presented};
 use crate::config::{ApiKeySource, Config, ProviderType};
+use crate::convert::Conversion;
 use crate::echo;
 use crate::error::{ErrorKind, GatewayError};
 use crate::ir::ResponseMeta;
 use crate::json_fields::{JsonKind, JsonObject};
 use crate::models;
-use crate::protocols::{self, Envelope, Protocol, StreamFraming};
+use crate::protocols::{self, Envelope, Protocol, StreamFraming, Target};
 use crate::route::{self, GeminiMethod, Matched, Operation, Route};
 use crate::upstream::{self, UpstreamOp, UpstreamRequest};
 
@@ -205,6 +206,8 @@ pub struct Forward {
     pub provider: String,
     pub upstream_model: String,
     pub first_byte_ms: u64,
+    /// `None` for passthrough; else how the answer is converted for the caller.
+    pub conversion: Option<Conversion>,
 }
 
 pub enum Plan {
@@ -269,19 +272,6 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
         return Ok(Plan::Reply(echo_reply(protocol, route, &envelope, &object, meta, alt_sse)));
     }
 
-    if provider.kind.protocol() != Some(protocol) {
-        return Err(GatewayError::new(
-            ErrorKind::NotImplemented,
-            format!(
-                "The model \"{model_name}\" is served by provider \"{}\" of type {}, and converting {} requests to {} is not supported by this build yet. Call it through its own protocol's endpoint.",
-                provider.id,
-                provider.kind.protocol().map(|p| p.name()).unwrap_or("echo"),
-                protocol.name(),
-                provider.kind.protocol().map(|p| p.name()).unwrap_or("echo"),
-            ),
-        ));
-    }
-
     let api_key = match &provider.api_key {
         ApiKeySource::Inline(k) => k.clone(),
         ApiKeySource::Env(name) => match (ctx.env)(name).map(|k| crate::config::normalize_key(&k)) {
@@ -299,30 +289,87 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
     };
 
     let upstream_model = resolved.model.upstream_model.clone();
-    let body = match protocol {
-        Protocol::Gemini => gemini_body(&object, body, &upstream_model),
-        _ => object.with_field("model", &serde_json::to_string(&upstream_model).unwrap_or_default()),
+    let upstream_protocol = provider.kind.protocol().unwrap_or(protocol);
+    let passthrough = upstream_protocol == protocol;
+    let conversion = if passthrough {
+        None
+    } else {
+        let meta = ResponseMeta { id: ctx.request_id.replace('-', ""), model: model_name.clone(), created: ctx.now_unix_secs };
+        let framing = if protocol == Protocol::Gemini && !alt_sse { StreamFraming::JsonArray } else { StreamFraming::Sse };
+        Some(Conversion {
+            client: protocol,
+            upstream: upstream_protocol,
+            meta,
+            options: envelope.options,
+            framing,
+            stream: envelope.stream,
+            count: route.operation == Operation::CountTokens,
+        })
     };
-    let op = match (&route.gemini, &route.operation) {
-        (Some((_, method)), _) => UpstreamOp::Gemini(*method),
-        (None, Operation::CountTokens) => UpstreamOp::CountTokens,
-        _ => UpstreamOp::Generate,
+
+    let (body, op, forwarded_query) = match &conversion {
+        None => {
+            let body = match protocol {
+                Protocol::Gemini => gemini_body(&object, body, &upstream_model),
+                _ => object.with_field("model", &serde_json::to_string(&upstream_model).unwrap_or_default()),
+            };
+            let op = match (&route.gemini, &route.operation) {
+                (Some((_, method)), _) => UpstreamOp::Gemini(*method),
+                (None, Operation::CountTokens) => UpstreamOp::CountTokens,
+                _ => UpstreamOp::Generate,
+            };
+            // The caller's query minus its gateway key (Gemini's `alt=sse`, Anthropic's `beta=true`).
+            let query = req
+                .query
+                .split('&')
+                .filter(|p| !p.is_empty() && p.split('=').next() != Some("key"))
+                .collect::<Vec<_>>()
+                .join("&");
+            (body, op, query)
+        }
+        Some(c) => {
+            let value: serde_json::Value = serde_json::from_slice(body)
+                .map_err(|e| GatewayError::invalid(format!("Request body is not valid JSON: {e}.")))?;
+            let mut ir = protocols::decode_request(protocol, &value)?;
+            ir.stream = envelope.stream;
+            if ir.previous_response_id.is_some() && upstream_protocol != Protocol::OpenAiResponses {
+                return Err(protocols::openai_chat::request::previous_response_id_error(&format!("a {}", upstream_protocol.name())));
+            }
+            let target = Target { model: &upstream_model, options: &resolved.model.options, quirks: provider.quirks };
+            let body = if c.count {
+                match upstream_protocol {
+                    Protocol::Claude => protocols::claude::request::encode_count(&ir, &target)?,
+                    Protocol::Gemini => protocols::gemini::request::encode_count(&ir, &target)?,
+                    Protocol::OpenAiResponses => protocols::openai_responses::request::encode_count(&ir, &target)?,
+                    Protocol::OpenAiChat => {
+                        // No counting endpoint on Chat Completions: a documented estimate.
+                        let mut reply = Reply::json(200, crate::convert::encode_count(protocol, crate::estimate::request_tokens(&ir)));
+                        reply.headers.push((ESTIMATE_HEADER.into(), "estimate".into()));
+                        return Ok(Plan::Reply(reply));
+                    }
+                }
+            } else {
+                protocols::encode_request(upstream_protocol, &ir, &target)?
+            };
+            let op = match (upstream_protocol, c.count, c.stream) {
+                (_, true, _) => UpstreamOp::CountTokens,
+                (Protocol::Gemini, false, true) => UpstreamOp::Gemini(GeminiMethod::StreamGenerateContent),
+                (Protocol::Gemini, false, false) => UpstreamOp::Gemini(GeminiMethod::GenerateContent),
+                _ => UpstreamOp::Generate,
+            };
+            let query = if upstream_protocol == Protocol::Gemini && c.stream && !c.count { "alt=sse".to_string() } else { String::new() };
+            (serde_json::to_vec(&body).unwrap_or_default(), op, query)
+        }
     };
-    // The caller's query minus its gateway key (Gemini's `alt=sse`, Anthropic's `beta=true`).
-    let forwarded_query = req
-        .query
-        .split('&')
-        .filter(|p| !p.is_empty() && p.split('=').next() != Some("key"))
-        .collect::<Vec<_>>()
-        .join("&");
     let base = provider.base_urls.first().cloned().unwrap_or_default();
     let url = upstream::url(provider, &base, op, &upstream_model, &forwarded_query);
+    let accept = if conversion.is_some() { None } else { (req.header)("accept") };
     let headers = upstream::headers(
         provider,
         &api_key,
         (req.header)("anthropic-version").as_deref(),
         (req.header)("anthropic-beta").as_deref(),
-        (req.header)("accept").as_deref(),
+        accept.as_deref(),
     );
     Ok(Plan::Forward(Forward {
         request: UpstreamRequest { url, headers, body },
@@ -331,8 +378,12 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
         provider: provider.id.clone(),
         upstream_model,
         first_byte_ms: config.timeouts.first_byte_ms,
+        conversion,
     }))
 }
+
+/// Response header marking a token count the gateway estimated (no upstream counter).
+pub const ESTIMATE_HEADER: &str = "x-gateway-token-count";
 
 /// Gemini bodies carry no model, except countTokens' nested `generateContentRequest`,
 /// whose `model` is rewritten; anything else is forwarded byte for byte.

@@ -9,8 +9,10 @@
 pub mod auth;
 pub mod carrier;
 pub mod config;
+pub mod convert;
 pub mod echo;
 pub mod error;
+pub mod estimate;
 pub mod gateway;
 pub mod ir;
 pub mod jsonc;

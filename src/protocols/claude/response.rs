@@ -41,3 +41,13 @@ pub fn encode(r: &Response) -> String {
 pub fn decode(_body: &Value, _meta: crate::ir::ResponseMeta) -> Result<Response, crate::error::GatewayError> {
     Err(crate::error::GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
 }
+
+/// Egress: the token count in an upstream count answer.
+pub fn decode_count(_body: &Value) -> Option<u64> {
+    None
+}
+
+/// Ingress: a token count as this protocol's count answer.
+pub fn encode_count(n: u64) -> String {
+    serde_json::json!({"input_tokens": n}).to_string()
+}

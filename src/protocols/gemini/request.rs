@@ -33,3 +33,8 @@ pub fn decode(_body: &serde_json::Value) -> Result<crate::ir::Request, GatewayEr
 pub fn encode(_req: &crate::ir::Request, _target: &crate::protocols::Target) -> Result<serde_json::Value, GatewayError> {
     Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "conversion to this protocol is not implemented yet"))
 }
+
+/// Egress: the upstream's token-count request body.
+pub fn encode_count(_req: &crate::ir::Request, _target: &crate::protocols::Target) -> Result<serde_json::Value, GatewayError> {
+    Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+}

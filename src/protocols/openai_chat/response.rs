@@ -2,7 +2,11 @@
 
 use serde_json::{json, Value};
 
-use crate::ir::{Response, StopReason, Usage};
+use crate::carrier;
+use crate::error::GatewayError;
+use crate::ir::{Part, Reasoning, Response, ResponseMeta, StopReason, ToolCall, Usage};
+use crate::protocols::Protocol;
+use crate::wire::{array_of, str_of, string_of, u64_of};
 
 pub fn finish_reason(stop: StopReason) -> &'static str {
     match stop {
@@ -23,24 +27,110 @@ pub fn usage(u: &Usage) -> Value {
     })
 }
 
+/// Tool calls as Chat `tool_calls` entries. A reasoning block with a payload right before
+/// a call travels inside the call's id (the only field Chat clients echo back).
+pub fn tool_calls(parts: &[Part]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut pending: Option<&Reasoning> = None;
+    for p in parts {
+        match p {
+            Part::Reasoning(r) => pending = Some(r),
+            Part::ToolCall(c) => {
+                out.push(json!({"id": call_id(c, pending.take()), "type": "function", "function": {"name": c.name, "arguments": c.arguments}}));
+            }
+            _ => pending = None,
+        }
+    }
+    out
+}
+
+pub fn call_id(call: &ToolCall, reasoning: Option<&Reasoning>) -> String {
+    match reasoning {
+        Some(r) if r.has_payload() && r.origin != Some(Protocol::OpenAiChat) => carrier::id_with(&call.id, r),
+        _ => call.id.clone(),
+    }
+}
+
 pub fn encode(r: &Response) -> String {
+    let mut message = json!({"role": "assistant", "content": null, "refusal": null});
+    let text = r.text();
+    if !text.is_empty() || r.tool_calls().next().is_none() {
+        message["content"] = json!(text);
+    }
+    let reasoning: String = r.reasoning().map(|x| x.text.as_str()).collect::<Vec<_>>().join("\n\n");
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = json!(reasoning);
+    }
+    let calls = tool_calls(&r.parts);
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
     json!({
         "id": format!("chatcmpl-{}", r.meta.id),
         "object": "chat.completion",
         "created": r.meta.created,
         "model": r.meta.model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": r.text(), "refusal": null},
-            "logprobs": null,
-            "finish_reason": finish_reason(r.stop),
-        }],
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish_reason(r.stop)}],
         "usage": usage(&r.usage),
     })
     .to_string()
 }
 
-/// Egress: an upstream answer as IR.
-pub fn decode(_body: &Value, _meta: crate::ir::ResponseMeta) -> Result<Response, crate::error::GatewayError> {
-    Err(crate::error::GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+pub fn stop_from(reason: Option<&str>, has_tool_calls: bool) -> StopReason {
+    match reason {
+        Some("length") => StopReason::MaxTokens,
+        Some("tool_calls") | Some("function_call") => StopReason::ToolUse,
+        Some("content_filter") => StopReason::ContentFilter,
+        _ if has_tool_calls => StopReason::ToolUse,
+        _ => StopReason::EndTurn,
+    }
+}
+
+pub fn usage_from(u: &Value) -> Usage {
+    let details = |k: &str, f: &str| u.get(k).and_then(|d| u64_of(d, f)).unwrap_or(0);
+    Usage {
+        input_tokens: u64_of(u, "prompt_tokens").unwrap_or(0),
+        output_tokens: u64_of(u, "completion_tokens").unwrap_or(0),
+        cache_read_tokens: details("prompt_tokens_details", "cached_tokens"),
+        cache_write_tokens: details("prompt_tokens_details", "cache_write_tokens"),
+        reasoning_tokens: details("completion_tokens_details", "reasoning_tokens"),
+    }
+}
+
+/// Egress: a `chat.completion` as IR.
+pub fn decode(body: &Value, meta: ResponseMeta) -> Result<Response, GatewayError> {
+    let choice = array_of(body, "choices").first().ok_or_else(|| {
+        GatewayError::new(crate::error::ErrorKind::UpstreamUnreachable, "The upstream answered without any choice.")
+    })?;
+    let message = choice.get("message").unwrap_or(&Value::Null);
+    let mut parts = Vec::new();
+    if let Some(r) = str_of(message, "reasoning_content").or_else(|| str_of(message, "reasoning")).filter(|r| !r.is_empty()) {
+        parts.push(Part::Reasoning(Reasoning { text: r.to_string(), origin: Some(Protocol::OpenAiChat), ..Default::default() }));
+    }
+    match message.get("content") {
+        Some(Value::String(t)) if !t.is_empty() => parts.push(Part::Text(t.clone())),
+        Some(Value::Array(items)) => {
+            for item in items {
+                if let Some(t) = str_of(item, "text").filter(|t| !t.is_empty()) {
+                    parts.push(Part::Text(t.to_string()));
+                }
+            }
+        }
+        _ => {}
+    }
+    if let Some(refusal) = str_of(message, "refusal").filter(|t| !t.is_empty()) {
+        parts.push(Part::Text(refusal.to_string()));
+    }
+    for (n, call) in array_of(message, "tool_calls").iter().enumerate() {
+        let f = call.get("function").unwrap_or(&Value::Null);
+        parts.push(Part::ToolCall(ToolCall {
+            id: string_of(call, "id").unwrap_or_else(|| crate::wire::synth_id("call_", &meta.id, n)),
+            name: string_of(f, "name").unwrap_or_default(),
+            arguments: crate::wire::json_text(f.get("arguments")),
+        }));
+    }
+    let has_calls = parts.iter().any(|p| matches!(p, Part::ToolCall(_)));
+    let stop = stop_from(str_of(choice, "finish_reason"), has_calls);
+    let usage = body.get("usage").map(usage_from).unwrap_or_default();
+    Ok(Response { meta, parts, stop, usage })
 }

@@ -1,59 +1,85 @@
 //! IR stream events as `chat.completion.chunk` SSE: a role chunk first, content deltas,
 //! a finish chunk, a usage chunk when `stream_options.include_usage` asked for it, then
-//! `data: [DONE]`. Every chunk repeats the same id, created and model.
+//! `data: [DONE]`. Every chunk repeats the same id, created and model. Reasoning goes
+//! out as `delta.reasoning_content` (the DeepSeek convention most Chat clients read);
+//! tool calls as `delta.tool_calls` by index. The [`Decoder`] reads the same grammar
+//! from an upstream.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::error::GatewayError;
-use crate::ir::{ResponseMeta, StreamEvent};
-use crate::protocols::{write_sse, EncodeOptions, StreamEncoder};
+use crate::error::{ErrorKind, GatewayError};
+use crate::ir::{Reasoning, ResponseMeta, StreamEvent, ToolCall, Usage};
+use crate::protocols::{write_sse, EncodeOptions, Protocol, StreamDecoder, StreamEncoder};
+use crate::sse;
+use crate::wire::{str_of, string_of};
 
-use super::response::{finish_reason, usage};
+use super::response::{call_id, finish_reason, stop_from, usage, usage_from};
 
 pub struct Encoder {
     options: EncodeOptions,
     meta: Option<ResponseMeta>,
+    next_tool: usize,
+    /// The last finished reasoning block, until we know whether a tool call follows it.
+    reasoning: Option<Reasoning>,
 }
 
 impl Encoder {
     pub fn new(options: EncodeOptions) -> Self {
-        Encoder { options, meta: None }
+        Encoder { options, meta: None, next_tool: 0, reasoning: None }
     }
 
-    fn chunk(&self, choices: serde_json::Value, extra: Option<(&str, serde_json::Value)>) -> String {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
         let meta = self.meta.as_ref();
-        let mut chunk = json!({
+        json!({
             "id": format!("chatcmpl-{}", meta.map(|m| m.id.as_str()).unwrap_or("")),
             "object": "chat.completion.chunk",
             "created": meta.map(|m| m.created).unwrap_or(0),
             "model": meta.map(|m| m.model.as_str()).unwrap_or(""),
-            "choices": choices,
-        });
-        if let Some((key, value)) = extra {
-            chunk[key] = value;
-        }
-        chunk.to_string()
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+        .to_string()
     }
 }
 
 impl StreamEncoder for Encoder {
     fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        let reasoning = self.reasoning.take();
         match event {
-            StreamEvent::ReasoningDelta(_) | StreamEvent::ReasoningEnd(_) | StreamEvent::ToolCallStart { .. } | StreamEvent::ToolCallDelta(_) => {}
             StreamEvent::Start { meta, .. } => {
                 self.meta = Some(meta.clone());
-                let choices = json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]);
-                write_sse(out, None, &self.chunk(choices, None));
+                write_sse(out, None, &self.chunk(json!({"role": "assistant", "content": ""}), None));
             }
-            StreamEvent::TextDelta(text) => {
-                let choices = json!([{"index": 0, "delta": {"content": text}, "logprobs": null, "finish_reason": null}]);
-                write_sse(out, None, &self.chunk(choices, None));
+            StreamEvent::TextDelta(text) => write_sse(out, None, &self.chunk(json!({"content": text}), None)),
+            StreamEvent::ReasoningDelta(text) => {
+                write_sse(out, None, &self.chunk(json!({"reasoning_content": text}), None))
+            }
+            StreamEvent::ReasoningEnd(r) => self.reasoning = Some(r.clone()),
+            StreamEvent::ToolCallStart { id, name } => {
+                let call = ToolCall { id: id.clone(), name: name.clone(), arguments: String::new() };
+                let id = call_id(&call, reasoning.as_ref());
+                let index = self.next_tool;
+                self.next_tool += 1;
+                let delta = json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]});
+                write_sse(out, None, &self.chunk(delta, None));
+            }
+            StreamEvent::ToolCallDelta(args) => {
+                let index = self.next_tool.saturating_sub(1);
+                let delta = json!({"tool_calls": [{"index": index, "function": {"arguments": args}}]});
+                write_sse(out, None, &self.chunk(delta, None));
             }
             StreamEvent::Finish { stop, usage: u } => {
-                let choices = json!([{"index": 0, "delta": {}, "logprobs": null, "finish_reason": finish_reason(*stop)}]);
-                write_sse(out, None, &self.chunk(choices, None));
+                write_sse(out, None, &self.chunk(json!({}), Some(finish_reason(*stop))));
                 if self.options.include_usage {
-                    write_sse(out, None, &self.chunk(json!([]), Some(("usage", usage(u)))));
+                    let meta = self.meta.as_ref();
+                    let chunk = json!({
+                        "id": format!("chatcmpl-{}", meta.map(|m| m.id.as_str()).unwrap_or("")),
+                        "object": "chat.completion.chunk",
+                        "created": meta.map(|m| m.created).unwrap_or(0),
+                        "model": meta.map(|m| m.model.as_str()).unwrap_or(""),
+                        "choices": [],
+                        "usage": usage(u),
+                    });
+                    write_sse(out, None, &chunk.to_string());
                 }
                 write_sse(out, None, "[DONE]");
             }
@@ -66,22 +92,118 @@ impl StreamEncoder for Encoder {
     }
 }
 
-/// Egress: an upstream stream as IR events.
+/// Reads a Chat Completions upstream stream.
 pub struct Decoder {
-    _meta: crate::ir::ResponseMeta,
+    meta: ResponseMeta,
+    started: bool,
+    reasoning: Option<String>,
+    /// Index of the tool call being streamed (upstream numbering).
+    tool_index: Option<u64>,
+    tool_calls: usize,
+    finish: Option<String>,
+    usage: Usage,
+    done: bool,
 }
 
 impl Decoder {
-    pub fn new(meta: crate::ir::ResponseMeta) -> Self {
-        Decoder { _meta: meta }
+    pub fn new(meta: ResponseMeta) -> Self {
+        Decoder { meta, started: false, reasoning: None, tool_index: None, tool_calls: 0, finish: None, usage: Usage::default(), done: false }
+    }
+
+    fn start(&mut self, out: &mut Vec<StreamEvent>) {
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start { meta: self.meta.clone(), input_tokens: 0 });
+        }
+    }
+
+    fn close_reasoning(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some(text) = self.reasoning.take() {
+            out.push(StreamEvent::ReasoningEnd(Reasoning { text, origin: Some(Protocol::OpenAiChat), ..Default::default() }));
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<StreamEvent>) {
+        self.start(out);
+        self.close_reasoning(out);
+        self.done = true;
+        let stop = stop_from(self.finish.as_deref(), self.tool_calls > 0);
+        out.push(StreamEvent::Finish { stop, usage: self.usage });
     }
 }
 
-impl crate::protocols::StreamDecoder for Decoder {
-    fn event(&mut self, _event: &crate::sse::Event, _out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
-        Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+impl StreamDecoder for Decoder {
+    fn event(&mut self, event: &sse::Event, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        if self.done {
+            return Ok(());
+        }
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            self.end(out);
+            return Ok(());
+        }
+        let chunk: Value = serde_json::from_str(data).map_err(|_| {
+            GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream sent a stream event that is not valid JSON.")
+        })?;
+        if let Some(e) = chunk.get("error").filter(|e| !e.is_null()) {
+            let message = super::error::message(&chunk).unwrap_or_else(|| e.to_string());
+            let kind = match str_of(e, "type").or_else(|| str_of(e, "code")) {
+                Some(t) if t.contains("rate_limit") => ErrorKind::RateLimited,
+                Some(t) if t.contains("overloaded") => ErrorKind::Overloaded,
+                Some("invalid_request_error") => ErrorKind::InvalidRequest,
+                _ => ErrorKind::Internal,
+            };
+            return Err(GatewayError::new(kind, message));
+        }
+        self.start(out);
+        if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+            self.usage = usage_from(u);
+        }
+        let Some(choice) = chunk.get("choices").and_then(Value::as_array).and_then(|c| c.first()) else { return Ok(()) };
+        let delta = choice.get("delta").unwrap_or(&Value::Null);
+        if let Some(r) = str_of(delta, "reasoning_content").or_else(|| str_of(delta, "reasoning")).filter(|r| !r.is_empty()) {
+            self.reasoning.get_or_insert_with(String::new).push_str(r);
+            out.push(StreamEvent::ReasoningDelta(r.to_string()));
+        }
+        if let Some(t) = str_of(delta, "content").filter(|t| !t.is_empty()) {
+            self.close_reasoning(out);
+            out.push(StreamEvent::TextDelta(t.to_string()));
+        }
+        if let Some(t) = str_of(delta, "refusal").filter(|t| !t.is_empty()) {
+            self.close_reasoning(out);
+            out.push(StreamEvent::TextDelta(t.to_string()));
+        }
+        if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+            for call in calls {
+                let index = call.get("index").and_then(Value::as_u64).unwrap_or(self.tool_calls as u64);
+                let function = call.get("function").unwrap_or(&Value::Null);
+                if self.tool_index != Some(index) {
+                    self.close_reasoning(out);
+                    self.tool_index = Some(index);
+                    let id = string_of(call, "id").unwrap_or_else(|| crate::wire::synth_id("call_", &self.meta.id, self.tool_calls));
+                    self.tool_calls += 1;
+                    out.push(StreamEvent::ToolCallStart { id, name: string_of(function, "name").unwrap_or_default() });
+                }
+                if let Some(args) = str_of(function, "arguments").filter(|a| !a.is_empty()) {
+                    out.push(StreamEvent::ToolCallDelta(args.to_string()));
+                }
+            }
+        }
+        if let Some(reason) = str_of(choice, "finish_reason") {
+            self.finish = Some(reason.to_string());
+        }
+        Ok(())
     }
-    fn finish(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
-        Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        if self.done {
+            return Ok(());
+        }
+        if self.finish.is_some() {
+            // Some OpenAI-compatible servers end without `[DONE]` after the finish chunk.
+            self.end(out);
+            return Ok(());
+        }
+        Err(GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream stream ended before the response was complete."))
     }
 }
