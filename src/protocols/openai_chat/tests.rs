@@ -1,0 +1,234 @@
+use serde_json::{json, Value};
+
+use super::{request, response, stream};
+use crate::config::{ModelOptions, Quirks};
+use crate::ir::{Accumulator, Part, Reasoning, ResponseMeta, Role, StopReason, StreamEvent, ToolChoice, Usage};
+use crate::protocols::{EncodeOptions, Protocol, StreamDecoder, StreamEncoder, Target};
+use crate::sse;
+
+const RICH: &str = include_str!("../../../tests/fixtures/openai_chat/request_rich.json");
+const STREAM: &str = include_str!("../../../tests/fixtures/openai_chat/stream_tools.sse");
+const RESPONSE: &str = include_str!("../../../tests/fixtures/openai_chat/response_tools.json");
+
+fn meta() -> ResponseMeta {
+    ResponseMeta { id: "gw1".into(), model: "oai.gpt-4o".into(), created: 1_700_000_000 }
+}
+
+fn target<'a>(options: &'a ModelOptions) -> Target<'a> {
+    Target { model: "gpt-4o-up", options, quirks: Quirks::default() }
+}
+
+#[test]
+fn decodes_a_rich_request() {
+    let req = request::decode(&serde_json::from_str(RICH).unwrap()).unwrap();
+    assert_eq!(req.system, vec![Part::Text("You are terse.".into()), Part::Text("Use metric units.".into())]);
+    // Tool results and the user's next text share one user turn (results first).
+    assert_eq!(req.messages.len(), 3, "{:#?}", req.messages);
+    assert_eq!(req.messages[0].role, Role::User);
+    assert!(matches!(&req.messages[0].parts[1], Part::Image(crate::ir::Media::Base64 { media_type, .. }) if media_type == "image/png"));
+    let assistant = &req.messages[1];
+    assert!(matches!(&assistant.parts[0], Part::Reasoning(r) if r.text == "Two cities, two calls."));
+    assert_eq!(assistant.parts.iter().filter(|p| matches!(p, Part::ToolCall(_))).count(), 2);
+    // Both tool messages merged into one user turn, names looked up from the calls.
+    let results = &req.messages[2];
+    assert_eq!(results.role, Role::User);
+    assert_eq!(results.parts.len(), 3);
+    assert_eq!(results.parts[2], Part::Text("Thanks. Which is warmer?".into()));
+    assert!(matches!(&results.parts[1], Part::ToolResult(r) if r.call_id == "call_2" && r.name.as_deref() == Some("get_weather") && r.text() == "22C cloudy"));
+    assert_eq!(req.tool_choice, Some(ToolChoice::Named("get_weather".into())));
+    assert_eq!(req.parallel_tool_calls, Some(false));
+    assert_eq!(req.reasoning.unwrap().effort, Some(crate::ir::Effort::High));
+    assert_eq!(req.max_output_tokens, Some(2000));
+    assert_eq!(req.stop, vec!["END"]);
+    assert!(req.stream && req.include_usage);
+    assert!(matches!(req.response_format, Some(crate::ir::ResponseFormat::JsonSchema { ref name, .. }) if name == "answer"));
+}
+
+#[test]
+fn encode_then_decode_keeps_the_request() {
+    let original = request::decode(&serde_json::from_str(RICH).unwrap()).unwrap();
+    let options = ModelOptions::default();
+    let body = request::encode(&original, &target(&options)).unwrap();
+    assert_eq!(body["model"], "gpt-4o-up");
+    assert_eq!(body["stream_options"]["include_usage"], true);
+    assert_eq!(body["messages"][0], json!({"role": "system", "content": "You are terse.\n\nUse metric units."}));
+    let tool_msgs: Vec<&Value> = body["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "tool").collect();
+    assert_eq!(tool_msgs.len(), 2);
+    // Chat-origin reasoning goes back as reasoning_content.
+    assert!(body["messages"].as_array().unwrap().iter().any(|m| m["reasoning_content"] == "Two cities, two calls."));
+    let again = request::decode(&body).unwrap();
+    assert_eq!(again.messages, original.messages);
+    assert_eq!(again.tools, original.tools);
+    assert_eq!(again.tool_choice, original.tool_choice);
+    assert_eq!(again.response_format, original.response_format);
+}
+
+#[test]
+fn foreign_reasoning_is_dropped_not_turned_into_text() {
+    let mut req = request::decode(&serde_json::from_str(RICH).unwrap()).unwrap();
+    for m in &mut req.messages {
+        for p in &mut m.parts {
+            if let Part::Reasoning(r) = p {
+                r.origin = Some(Protocol::Claude);
+                r.signature = Some("sig".into());
+            }
+        }
+    }
+    let options = ModelOptions::default();
+    let body = request::encode(&req, &target(&options)).unwrap().to_string();
+    assert!(!body.contains("Two cities") && !body.contains("sig"), "{body}");
+}
+
+#[test]
+fn config_effort_and_max_tokens_apply_when_the_request_has_none() {
+    let req = request::decode(&json!({"messages": [{"role": "user", "content": "hi"}]})).unwrap();
+    let options = ModelOptions { reasoning_effort: Some("low".into()), max_tokens: Some(77), ..Default::default() };
+    let body = request::encode(&req, &target(&options)).unwrap();
+    assert_eq!(body["reasoning_effort"], "low");
+    assert_eq!(body["max_completion_tokens"], 77);
+    assert!(body.get("stream").is_none());
+}
+
+#[test]
+fn previous_response_id_is_a_clear_400() {
+    let mut req = request::decode(&json!({"messages": []})).unwrap();
+    req.previous_response_id = Some("resp_1".into());
+    let options = ModelOptions::default();
+    let e = request::encode(&req, &target(&options)).unwrap_err();
+    assert_eq!(e.status(), 400);
+    assert!(e.message.contains("previous_response_id"));
+}
+
+#[test]
+fn bad_requests_name_the_field() {
+    for (body, param) in [
+        (json!({"messages": [{"content": "x"}]}), "messages[0].role"),
+        (json!({"messages": [{"role": "wizard", "content": "x"}]}), "messages[0].role"),
+        (json!({"messages": [{"role": "user", "content": 5}]}), "messages[0].content"),
+        (json!({"messages": [{"role": "tool", "content": "x"}]}), "messages[0].tool_call_id"),
+        (json!({"messages": [], "tools": [{"type": "web_search"}]}), "tools[0].type"),
+        (json!({"messages": [], "reasoning_effort": "galactic"}), "reasoning_effort"),
+    ] {
+        let e = request::decode(&body).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some(param), "{body}: {}", e.message);
+    }
+}
+
+#[test]
+fn response_decode_and_encode_round_trip() {
+    let r = response::decode(&serde_json::from_str(RESPONSE).unwrap(), meta()).unwrap();
+    assert_eq!(r.stop, StopReason::ToolUse);
+    assert_eq!(r.usage, Usage { input_tokens: 120, output_tokens: 30, cache_read_tokens: 64, cache_write_tokens: 0, reasoning_tokens: 10 });
+    assert!(matches!(&r.parts[0], Part::Reasoning(x) if x.origin == Some(Protocol::OpenAiChat)));
+    let wire: Value = serde_json::from_str(&response::encode(&r)).unwrap();
+    assert_eq!(wire["id"], "chatcmpl-gw1");
+    assert_eq!(wire["model"], "oai.gpt-4o");
+    assert_eq!(wire["choices"][0]["message"]["reasoning_content"], "Weather needs a tool.");
+    assert_eq!(wire["choices"][0]["finish_reason"], "tool_calls");
+    let back = response::decode(&wire, meta()).unwrap();
+    assert_eq!(back.parts, r.parts);
+    assert_eq!(back.usage, r.usage);
+}
+
+#[test]
+fn gemini_signature_travels_in_the_tool_call_id() {
+    let sig = Reasoning { signature: Some("CpoB/+==".into()), origin: Some(Protocol::Gemini), ..Default::default() };
+    let call = crate::ir::ToolCall { id: "call_x".into(), name: "f".into(), arguments: "{}".into() };
+    let r = crate::ir::Response {
+        meta: meta(),
+        parts: vec![Part::Reasoning(sig.clone()), Part::ToolCall(call.clone())],
+        stop: StopReason::ToolUse,
+        usage: Usage::default(),
+    };
+    let wire: Value = serde_json::from_str(&response::encode(&r)).unwrap();
+    let id = wire["choices"][0]["message"]["tool_calls"][0]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("call_x_gwr"));
+    let next = json!({"messages": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": id, "content": "ok"}
+    ]});
+    let req = request::decode(&next).unwrap();
+    assert_eq!(req.messages[1].parts, vec![Part::Reasoning(sig), Part::ToolCall(call)]);
+    assert!(matches!(&req.messages[2].parts[0], Part::ToolResult(t) if t.call_id == "call_x"));
+}
+
+fn decode_stream(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, crate::error::GatewayError> {
+    let mut sse = sse::Decoder::new();
+    let mut dec = stream::Decoder::new(meta());
+    let mut out = Vec::new();
+    for c in chunks {
+        for e in sse.feed(c) {
+            dec.event(&e, &mut out)?;
+        }
+    }
+    if let (Some(e), _) = sse.finish() {
+        dec.event(&e, &mut out)?;
+    }
+    dec.finish(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn stream_decodes_text_reasoning_tools_and_usage_at_any_split() {
+    let events = decode_stream(&[STREAM.as_bytes()]).unwrap();
+    let mut acc = Accumulator::default();
+    events.iter().for_each(|e| acc.push(e));
+    let r = acc.into_response().unwrap();
+    assert_eq!(r.stop, StopReason::ToolUse);
+    assert_eq!(r.usage.cache_read_tokens, 64);
+    assert_eq!(r.usage.reasoning_tokens, 8);
+    assert!(matches!(&r.parts[0], Part::Reasoning(x) if x.text == "Need both."));
+    assert_eq!(r.parts[1], Part::Text("Checking é.".into()));
+    let calls: Vec<_> = r.tool_calls().map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.as_str())).collect();
+    assert_eq!(calls, vec![("call_abc", "get_weather", "{\"city\":\"Paris\"}"), ("call_def", "get_time", "{}")]);
+    let bytes = STREAM.as_bytes();
+    for split in (0..bytes.len()).step_by(7) {
+        assert_eq!(decode_stream(&[&bytes[..split], &bytes[split..]]).unwrap(), events, "split {split}");
+    }
+}
+
+#[test]
+fn truncated_and_error_streams_are_errors() {
+    let cut = &STREAM[..STREAM.find("\"finish_reason\":\"tool_calls\"").unwrap() - 60];
+    let e = decode_stream(&[cut.as_bytes()]).unwrap_err();
+    assert_eq!(e.status(), 502);
+    let err = "data: {\"error\":{\"message\":\"Rate limit reached\",\"type\":\"rate_limit_exceeded\"}}\n\n";
+    let e = decode_stream(&[err.as_bytes()]).unwrap_err();
+    assert_eq!(e.status(), 429);
+    assert_eq!(e.message, "Rate limit reached");
+    assert!(decode_stream(&[b"data: {not json\n\n"]).is_err());
+}
+
+#[test]
+fn encoder_output_decodes_to_the_same_answer() {
+    let events = decode_stream(&[STREAM.as_bytes()]).unwrap();
+    let mut enc = stream::Encoder::new(EncodeOptions { include_usage: true });
+    let mut wire = Vec::new();
+    for e in &events {
+        enc.event(e, &mut wire);
+    }
+    let text = String::from_utf8(wire.clone()).unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"));
+    assert!(text.contains("\"choices\":[],\"usage\""));
+    let again = decode_stream(&[&wire]).unwrap();
+    let (mut a, mut b) = (Accumulator::default(), Accumulator::default());
+    events.iter().for_each(|e| a.push(e));
+    again.iter().for_each(|e| b.push(e));
+    let (a, b) = (a.into_response().unwrap(), b.into_response().unwrap());
+    assert_eq!(a.parts, b.parts);
+    assert_eq!(a.usage, b.usage);
+    assert_eq!(a.stop, b.stop);
+}
+
+#[test]
+fn garbage_never_panics() {
+    let inputs: [&[u8]; 6] = [b"", b"data: \n\n", b"data: []\n\n", b"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":5}]}}]}\n\n", b"\xff\xfe\n\n", b"data: {\"choices\":7}\n\n"];
+    for i in inputs {
+        let _ = decode_stream(&[i]);
+    }
+    for body in [json!(null), json!([]), json!({"choices": [{"message": 5}]}), json!({"choices": "x"})] {
+        let _ = response::decode(&body, meta());
+        let _ = request::decode(&body);
+    }
+}
