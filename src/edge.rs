@@ -188,10 +188,13 @@ async fn read_body(req: &mut Request, max: u64) -> Result<Vec<u8>, crate::error:
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| crate::error::GatewayError::invalid("The request body could not be read."))?;
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 > max {
+        if body.len() as u64 + chunk.len() as u64 > max {
+            // Drain (and drop) the rest: the runtime faults a Worker that answers while
+            // the request body is still being read.
+            while let Some(Ok(_)) = stream.next().await {}
             return Err(gateway::too_large(max));
         }
+        body.extend_from_slice(&chunk);
     }
     Ok(body)
 }

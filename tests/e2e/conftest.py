@@ -263,7 +263,9 @@ def gateway_server(mock_upstream, tmp_path_factory):
     log = tmp / "wrangler.log"
     logf = open(log, "wb")
     cmd = ["npx", "--no-install", "wrangler", "dev", "--config", str(tmp / "wrangler.toml"),
-           "--ip", "127.0.0.1", "--port", str(port), "--show-interactive-dev-session=false", "--log-level", "warn"]
+           "--ip", "127.0.0.1", "--port", str(port), "--show-interactive-dev-session=false", "--log-level", "warn",
+           # own inspector port, so a wrangler dev already running elsewhere on 9229 does not collide
+           "--inspector-port", str(free_port())]
     proc = start_process(cmd, REPO, env=env, stdout=logf, stderr=subprocess.STDOUT)
     gw = Gateway(port, log, mock_upstream)
     try:

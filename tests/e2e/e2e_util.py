@@ -246,3 +246,31 @@ def check_cross_protocol(r: httpx.Response, protocol: str, stream: bool = False,
 
 def header_names(headers: Iterable[str]) -> set[str]:
     return {h.strip().lower() for h in headers}
+
+
+# --------------------------------------------------------------------------------------
+# Stream-event validation against the official SDK types, one event class per `type`
+# (concise errors instead of a whole-union failure report)
+# --------------------------------------------------------------------------------------
+def _by_type(union) -> dict:
+    import typing
+
+    args = typing.get_args(union)
+    if args and typing.get_origin(union) is typing.Annotated:
+        args = typing.get_args(args[0])
+    table = {}
+    for cls in args:
+        field = cls.model_fields.get("type")
+        if field is None:
+            continue
+        for lit in typing.get_args(field.annotation):
+            table[lit] = cls
+    return table
+
+
+def validate_event(union, data: dict):
+    """Validate one decoded SSE event against the SDK class whose `type` literal matches."""
+    table = _by_type(union)
+    cls = table.get(data.get("type"))
+    assert cls is not None, f"unknown event type {data.get('type')!r}"
+    cls.model_validate(data)

@@ -1132,11 +1132,12 @@ class Handler(BaseHTTPRequestHandler):
             if m:
                 api, op, gem_model = "gemini", m.group(3), unquote(m.group(2))
         try:
+            # leaks are flagged first, whatever the path, so a misrouted forward still fails loudly
+            self.check_leak(api or self.guess_api(path), headers, query, raw)
             if api is None:
                 raise self.not_found(path)
             if self.command != "POST":
                 raise self.method_not_allowed(api)
-            self.check_leak(api, headers, query, raw)
             self.check_auth(api, headers, query)
             body = parse_json_body(api, raw)
             beta = "beta=true" in query or "anthropic-beta" in headers
@@ -1168,6 +1169,14 @@ class Handler(BaseHTTPRequestHandler):
             self.send_bytes(200, b'{"cleared":true}', [])
         else:
             self.send_bytes(405, b'{"error":"method not allowed"}', [])
+
+    @staticmethod
+    def guess_api(path):
+        if path.startswith(("/v1beta/", "/v1/models/")):
+            return "gemini"
+        if path.startswith("/v1/messages"):
+            return "anthropic"
+        return "chat"
 
     def not_found(self, path):
         if path.startswith(("/v1beta/", "/v1/models/")):

@@ -12,7 +12,6 @@ import time
 import anthropic
 import httpx
 import openai
-import pydantic
 import pytest
 from anthropic.types import RawMessageStreamEvent
 from google import genai
@@ -21,7 +20,7 @@ from google.genai import types as gtypes
 from openai.types.chat import ChatCompletionChunk
 from openai.types.responses import ResponseStreamEvent
 
-from e2e_util import parse_sse, sse_json, stream_text
+from e2e_util import parse_sse, sse_json, stream_text, validate_event
 
 OAI_KEY = "sk-upstream-test"
 ANT_KEY = "sk-ant-upstream-test"
@@ -158,7 +157,7 @@ def test_openai_responses_raw_events_validate(http):
         d = json.loads(data)
         assert ev == d["type"]
         assert d["sequence_number"] == i
-        pydantic.TypeAdapter(ResponseStreamEvent).validate_python(d)
+        validate_event(ResponseStreamEvent, d)
         types_.append(d["type"])
     assert types_[:4] == ["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"]
     assert types_[-1] == "response.completed"
@@ -204,7 +203,7 @@ def test_anthropic_raw_events_validate(http):
         assert ev == d["type"]
         names.append(ev)
         if ev != "ping":
-            pydantic.TypeAdapter(RawMessageStreamEvent).validate_python(d)
+            validate_event(RawMessageStreamEvent, d)
     assert names[0] == "message_start" and names[-1] == "message_stop" and "ping" in names
     assert names[-2] == "message_delta"
     assert stream_text("anthropic", r.text) == "mock(anthropic) reply to: c"

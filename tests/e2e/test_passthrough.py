@@ -22,6 +22,7 @@ from e2e_util import (
 AUTH = {"authorization": f"Bearer {CLIENT_KEY}"}
 ANT_AUTH = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
 GEM_AUTH = {"x-goog-api-key": CLIENT_KEY}
+HEADERS = {"chat": AUTH, "responses": AUTH, "anthropic": ANT_AUTH, "gemini": GEM_AUTH}
 
 
 def assert_sse_headers(r: httpx.Response):
@@ -329,10 +330,42 @@ def test_gemini_upstream_error(gateway):
 
 
 # ======================================================================================
+# Upstream error bodies come back unchanged, for every protocol
+# ======================================================================================
+ERROR_CASES = [
+    ("chat", "oai.mock-error-429", "mock-error-429", 429, "/v1/chat/completions", {"authorization": "Bearer sk-upstream-x"}),
+    ("chat", "oai.mock-error-500", "mock-error-500", 500, "/v1/chat/completions", {"authorization": "Bearer sk-upstream-x"}),
+    ("responses", "resp.mock-error-429", "mock-error-429", 429, "/v1/responses", {"authorization": "Bearer sk-upstream-x"}),
+    ("anthropic", "ant.mock-error-529", "mock-error-529", 529, "/v1/messages",
+     {"x-api-key": "sk-ant-upstream-x", "anthropic-version": "2023-06-01"}),
+    ("gemini", "gem.mock-error-503", "mock-error-503", 503, "/v1beta/models/mock-error-503:generateContent",
+     {"x-goog-api-key": "AIza-upstream-x"}),
+]
+
+
+@pytest.mark.parametrize("protocol,model,upstream_model,status,direct_path,direct_headers", ERROR_CASES,
+                         ids=[c[1] for c in ERROR_CASES])
+def test_upstream_error_body_unchanged(gateway, mock_upstream, protocol, model, upstream_model, status, direct_path,
+                                       direct_headers):
+    body = request_body(protocol, model, "err")
+    r = gateway.post(request_path(protocol, model), headers=HEADERS[protocol], json=body)
+    assert r.status_code == status, r.text
+    direct_body = dict(body, model=upstream_model) if protocol != "gemini" else body
+    direct = httpx.post(mock_upstream.base + direct_path, headers=direct_headers, json=direct_body)
+    assert direct.status_code == status
+    got, want = r.json(), direct.json()
+    if protocol == "anthropic":  # request_id differs per call
+        got.pop("request_id", None)
+        want.pop("request_id", None)
+    assert got == want
+    if status == 429:
+        assert r.headers.get("retry-after") == "7"
+
+
+# ======================================================================================
 # Cross-protocol: 501 until conversion lands (flip with E2E_CROSS_PROTOCOL=1)
 # ======================================================================================
 CROSS = [(c, p) for c in PROTOCOLS for p in PROTOCOLS if c != p]
-HEADERS = {"chat": AUTH, "responses": AUTH, "anthropic": ANT_AUTH, "gemini": GEM_AUTH}
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
