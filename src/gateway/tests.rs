@@ -230,11 +230,20 @@ fn missing_env_key_is_a_500_naming_the_secret() {
 }
 
 #[test]
-fn cross_protocol_is_501_for_now() {
+fn cross_protocol_requests_are_converted() {
     let f = fixture();
-    let r = reply(&f, "POST", "/v1/chat/completions", &[AUTH], r#"{"model":"ant.claude-x","messages":[]}"#);
-    assert_eq!(r.status, 501);
-    assert_eq!(json(&r)["error"]["code"], "not_implemented");
+    let body = r#"{"model":"ant.claude-x","stream":true,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}]}"#;
+    let fw = forward(&f, "/v1/chat/completions", &[AUTH], body);
+    assert_eq!(fw.request.url, "http://up.test/v1/messages");
+    assert!(fw.request.headers.contains(&("anthropic-version".into(), "2023-06-01".into())));
+    let sent: Value = serde_json::from_slice(&fw.request.body).unwrap();
+    assert_eq!(sent["model"], "claude-x");
+    assert_eq!(sent["system"][0]["text"], "Be brief.");
+    assert_eq!(sent["max_tokens"], 8192);
+    assert_eq!(sent["stream"], true);
+    let c = fw.conversion.expect("a conversion");
+    assert_eq!((c.client, c.upstream, c.stream), (Protocol::OpenAiChat, Protocol::Claude, true));
+    assert_eq!(c.meta.model, "ant.claude-x");
 }
 
 fn sse_datas(r: &Reply) -> Vec<(Option<String>, String)> {
