@@ -5,7 +5,15 @@ use crate::json_fields::{JsonKind, JsonObject};
 use crate::protocols::{text_of, EncodeOptions, Envelope};
 
 pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
-    body.typed("contents", JsonKind::Array)?;
+    if let Some(raw) = body.typed("contents", JsonKind::Array)? {
+        let contents: Vec<serde_json::Value> = serde_json::from_str(raw.get()).unwrap_or_default();
+        for (i, c) in contents.iter().enumerate() {
+            if !c.is_object() || !c.get("parts").map(|p| p.is_array()).unwrap_or(false) {
+                return Err(GatewayError::invalid(format!("Invalid value at 'contents[{i}]': each content needs a 'parts' array."))
+                    .with_param(format!("contents[{i}].parts")));
+            }
+        }
+    }
     body.typed("generationConfig", JsonKind::Object)?;
     body.typed("systemInstruction", JsonKind::Object)?;
     body.typed("tools", JsonKind::Array)?;

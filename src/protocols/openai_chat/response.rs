@@ -22,7 +22,7 @@ pub fn usage(u: &Usage) -> Value {
         "prompt_tokens": u.input_tokens,
         "completion_tokens": u.output_tokens,
         "total_tokens": u.total(),
-        "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
+        "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens},
         "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
     })
 }
@@ -57,7 +57,7 @@ pub fn encode(r: &Response) -> String {
     if !text.is_empty() || r.tool_calls().next().is_none() {
         message["content"] = json!(text);
     }
-    let reasoning: String = r.reasoning().map(|x| x.text.as_str()).collect::<Vec<_>>().join("\n\n");
+    let reasoning: String = r.reasoning().map(|x| x.text.as_str()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n");
     if !reasoning.is_empty() {
         message["reasoning_content"] = json!(reasoning);
     }

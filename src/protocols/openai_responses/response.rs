@@ -7,7 +7,7 @@ use crate::ir::{Response, ResponseMeta, StopReason, Usage};
 pub fn usage(u: &Usage) -> Value {
     json!({
         "input_tokens": u.input_tokens,
-        "input_tokens_details": {"cached_tokens": u.cache_read_tokens},
+        "input_tokens_details": {"cached_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens},
         "output_tokens": u.output_tokens,
         "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
         "total_tokens": u.total(),
