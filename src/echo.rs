@@ -1,10 +1,10 @@
 //! The built-in `echo` provider: answers locally, in the caller's protocol, streamed or
 //! not, with a reply built from the caller's last user text and token counts estimated
 //! from the request. It needs no upstream and no key, so a fresh gateway serves every
-//! SDK immediately, and it measures the gateway's own overhead.
+//! SDK immediately, and it measures the gateway's own overhead. Requests go through the
+//! caller protocol's full decoder first, so echo rejects what a real conversion would.
 
-use crate::ir::{Part, Response, ResponseMeta, StopReason, StreamEvent, Usage};
-use crate::json_fields::JsonObject;
+use crate::ir::{Part, Request, Response, ResponseMeta, Role, StopReason, StreamEvent, Usage};
 use crate::protocols::{self, Envelope, Protocol, StreamFraming};
 
 /// The reply text for `last_user_text`.
@@ -22,45 +22,24 @@ pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
-/// Estimated input tokens: every string value of the body but the model name, plus a
-/// few tokens of framing per message.
-pub fn estimate_input_tokens(body: &JsonObject) -> u64 {
-    fn walk(v: &serde_json::Value, chars: &mut u64, objects: &mut u64) {
-        match v {
-            serde_json::Value::String(s) => *chars += s.chars().count() as u64,
-            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, chars, objects)),
-            serde_json::Value::Object(map) => {
-                *objects += 1;
-                map.values().for_each(|i| walk(i, chars, objects));
-            }
-            _ => {}
-        }
-    }
-    let (mut chars, mut objects) = (0u64, 0u64);
-    for key in ["messages", "input", "instructions", "system", "contents", "systemInstruction", "tools"] {
-        if let Some(raw) = body.get(key) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(raw.get()) {
-                walk(&v, &mut chars, &mut objects);
-            }
-        }
-    }
-    chars.div_ceil(4) + objects + 3
-}
-
-pub fn last_user_text(protocol: Protocol, body: &JsonObject) -> String {
-    match protocol {
-        Protocol::OpenAiChat => protocols::openai_chat::request::last_user_text(body),
-        Protocol::OpenAiResponses => protocols::openai_responses::request::last_user_text(body),
-        Protocol::Claude => protocols::claude::request::last_user_text(body),
-        Protocol::Gemini => protocols::gemini::request::last_user_text(body),
-    }
+/// Text of the last user message (tool results are not user text).
+pub fn last_user_text(req: &Request) -> String {
+    req.messages
+        .iter()
+        .rev()
+        .filter(|m| m.role == Role::User)
+        .find_map(|m| {
+            let text: String = m.parts.iter().filter_map(|p| if let Part::Text(t) = p { Some(t.as_str()) } else { None }).collect();
+            (!text.is_empty()).then_some(text)
+        })
+        .unwrap_or_default()
 }
 
 /// The complete echo answer.
-pub fn response(protocol: Protocol, body: &JsonObject, meta: ResponseMeta) -> Response {
-    let text = reply_text(&last_user_text(protocol, body));
+pub fn response(req: &Request, meta: ResponseMeta) -> Response {
+    let text = reply_text(&last_user_text(req));
     let usage = Usage {
-        input_tokens: estimate_input_tokens(body),
+        input_tokens: crate::estimate::request_tokens(req).max(1),
         output_tokens: estimate_tokens(&text),
         ..Usage::default()
     };
@@ -105,6 +84,7 @@ pub fn encode(protocol: Protocol, envelope: &Envelope, framing: StreamFraming, r
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn meta() -> ResponseMeta {
         ResponseMeta { id: "abc".into(), model: "echo.m".into(), created: 1 }
@@ -112,24 +92,24 @@ mod tests {
 
     #[test]
     fn replies_from_the_last_user_text() {
-        let body = br#"{"model":"echo.m","messages":[{"role":"user","content":"first"},{"role":"assistant","content":"x"},{"role":"user","content":[{"type":"text","text":"hello there"}]}]}"#;
-        let obj = JsonObject::parse(body).unwrap();
-        for p in [Protocol::OpenAiChat, Protocol::Claude] {
-            let r = response(p, &obj, meta());
+        let chat = json!({"model":"echo.m","messages":[{"role":"user","content":"first"},{"role":"assistant","content":"x"},{"role":"user","content":[{"type":"text","text":"hello there"}]}]});
+        let claude = json!({"model":"echo.m","max_tokens":5,"messages":[{"role":"user","content":"first"},{"role":"assistant","content":"x"},{"role":"user","content":[{"type":"text","text":"hello there"}]}]});
+        for (p, body) in [(Protocol::OpenAiChat, chat), (Protocol::Claude, claude)] {
+            let r = response(&protocols::decode_request(p, &body).unwrap(), meta());
             assert_eq!(r.text(), "Echo: hello there");
             assert!(r.usage.input_tokens > 3);
             assert_eq!(r.usage.output_tokens, 5);
         }
-        let gem = JsonObject::parse(br#"{"contents":[{"parts":[{"text":"hi"}]}]}"#).unwrap();
-        assert_eq!(response(Protocol::Gemini, &gem, meta()).text(), "Echo: hi");
-        let resp = JsonObject::parse(br#"{"model":"m","input":"yo"}"#).unwrap();
-        assert_eq!(response(Protocol::OpenAiResponses, &resp, meta()).text(), "Echo: yo");
+        let gem = protocols::decode_request(Protocol::Gemini, &json!({"contents":[{"parts":[{"text":"hi"}]}]})).unwrap();
+        assert_eq!(response(&gem, meta()).text(), "Echo: hi");
+        let resp = protocols::decode_request(Protocol::OpenAiResponses, &json!({"model":"m","input":"yo"})).unwrap();
+        assert_eq!(response(&resp, meta()).text(), "Echo: yo");
     }
 
     #[test]
     fn stream_deltas_join_to_the_text() {
-        let obj = JsonObject::parse(br#"{"input":"a b  c"}"#).unwrap();
-        let r = response(Protocol::OpenAiResponses, &obj, meta());
+        let req = protocols::decode_request(Protocol::OpenAiResponses, &json!({"input":"a b  c"})).unwrap();
+        let r = response(&req, meta());
         let joined: String = events(&r)
             .iter()
             .filter_map(|e| match e {

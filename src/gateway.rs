@@ -268,8 +268,11 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
     let alt_sse = query.iter().any(|(k, v)| k == "alt" && v == "sse");
 
     if provider.kind == ProviderType::Echo {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| GatewayError::invalid(format!("Request body is not valid JSON: {e}.")))?;
+        let ir = protocols::decode_request(protocol, &value)?;
         let meta = ResponseMeta { id: ctx.request_id.replace('-', ""), model: model_name, created: ctx.now_unix_secs };
-        return Ok(Plan::Reply(echo_reply(protocol, route, &envelope, &object, meta, alt_sse)));
+        return Ok(Plan::Reply(echo_reply(protocol, route, &envelope, &ir, meta, alt_sse)));
     }
 
     let api_key = match &provider.api_key {
@@ -401,18 +404,15 @@ fn gemini_body(object: &JsonObject, body: &[u8], upstream_model: &str) -> Vec<u8
     object.with_field("generateContentRequest", &rewritten)
 }
 
-fn echo_reply(protocol: Protocol, route: &Route, envelope: &Envelope, object: &JsonObject, meta: ResponseMeta, alt_sse: bool) -> Reply {
+fn echo_reply(protocol: Protocol, route: &Route, envelope: &Envelope, ir: &crate::ir::Request, meta: ResponseMeta, alt_sse: bool) -> Reply {
     if route.operation == Operation::CountTokens {
-        let n = echo::estimate_input_tokens(object);
-        let body = match protocol {
-            Protocol::Claude => serde_json::json!({"input_tokens": n}),
-            Protocol::Gemini => serde_json::json!({"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}),
-            _ => serde_json::json!({"object": "response.input_tokens", "input_tokens": n}),
-        };
-        return Reply::json(200, body.to_string());
+        let n = crate::estimate::request_tokens(ir).max(1);
+        let mut reply = Reply::json(200, crate::convert::encode_count(protocol, n));
+        reply.headers.push((ESTIMATE_HEADER.into(), "estimate".into()));
+        return reply;
     }
     let framing = if protocol == Protocol::Gemini && !alt_sse { StreamFraming::JsonArray } else { StreamFraming::Sse };
-    let response = echo::response(protocol, object, meta);
+    let response = echo::response(ir, meta);
     let chunks = echo::encode(protocol, envelope, framing, &response);
     if !envelope.stream {
         return Reply {

@@ -192,15 +192,3 @@ pub(crate) fn text_of(content: &serde_json::Value) -> String {
     }
 }
 
-/// The last element of the array field `key` whose `role` is one of `roles`.
-pub(crate) fn last_with_role(
-    body: &crate::json_fields::JsonObject,
-    key: &str,
-    roles: &[&str],
-) -> Option<serde_json::Value> {
-    let raw = body.get(key)?;
-    let items: Vec<serde_json::Value> = serde_json::from_str(raw.get()).ok()?;
-    items.into_iter().rev().find(|m| {
-        m.get("role").and_then(|r| r.as_str()).map(|r| roles.contains(&r)).unwrap_or(false)
-    })
-}

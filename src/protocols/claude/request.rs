@@ -21,7 +21,7 @@ use crate::ir::{
     ToolChoice, ToolResult,
 };
 use crate::json_fields::{JsonKind, JsonObject};
-use crate::protocols::{last_with_role, text_of, EncodeOptions, Envelope, Protocol, Target, DEFAULT_MAX_TOKENS};
+use crate::protocols::{text_of, EncodeOptions, Envelope, Protocol, Target, DEFAULT_MAX_TOKENS};
 use crate::wire;
 
 pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
@@ -40,11 +40,6 @@ pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
     Ok(Envelope { model, stream, options: EncodeOptions::default() })
 }
 
-pub fn last_user_text(body: &JsonObject) -> String {
-    last_with_role(body, "messages", &["user"])
-        .and_then(|m| m.get("content").map(text_of))
-        .unwrap_or_default()
-}
 
 // ---------------------------------------------------------------------------------------
 // Ingress: a client's Messages body as IR.

@@ -6,3 +6,6 @@ pub mod models;
 pub mod request;
 pub mod response;
 pub mod stream;
+
+#[cfg(test)]
+mod tests;

@@ -1,24 +1,57 @@
-//! IR stream events as Gemini stream chunks: each chunk a whole `GenerateContentResponse`
-//! with new parts; the last one carries `finishReason` and `usageMetadata`. Framed as
-//! SSE `data:` lines (`?alt=sse`) or, without it, as the elements of one JSON array.
+//! Gemini streams both ways.
+//!
+//! Ingress ([`Encoder`]): IR stream events as Gemini stream chunks, each a whole
+//! `GenerateContentResponse` with the new parts; the last one carries `finishReason` and
+//! `usageMetadata`. Framed as SSE `data:` lines (`?alt=sse`) or, without it, as the
+//! elements of one JSON array.
+//!
+//! Egress ([`Decoder`]): a Gemini upstream's `alt=sse` chunks as IR events. Gemini
+//! sends function calls whole (one part), so each becomes a `ToolCallStart` and a
+//! single `ToolCallDelta`.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::error::GatewayError;
-use crate::ir::{ResponseMeta, StreamEvent};
-use crate::protocols::{write_sse, StreamEncoder, StreamFraming};
+use crate::carrier;
+use crate::error::{ErrorKind, GatewayError};
+use crate::ir::{Reasoning, ResponseMeta, StopReason, StreamEvent, Usage};
+use crate::protocols::{write_sse, Protocol, StreamDecoder, StreamEncoder, StreamFraming};
+use crate::wire;
 
-use super::response::chunk;
+use super::request::OWN_ID_PREFIX;
+use super::response::{chunk, function_call_part, signature_part, stop_of, usage_of};
+
+/// A function call whose arguments are still arriving.
+struct OpenCall {
+    id: String,
+    name: String,
+    arguments: String,
+    signature: Option<String>,
+}
 
 pub struct Encoder {
     framing: StreamFraming,
     meta: Option<ResponseMeta>,
     wrote_element: bool,
+    closed: bool,
+    /// A reasoning signature waiting for the next part (see `response::parts`).
+    pending_signature: Option<String>,
+    /// Gemini clients get function calls whole: arguments are buffered until the call ends.
+    call: Option<OpenCall>,
+    /// Whether the open reasoning block's text went out as deltas.
+    reasoning_streamed: bool,
 }
 
 impl Encoder {
     pub fn new(framing: StreamFraming) -> Self {
-        Encoder { framing, meta: None, wrote_element: false }
+        Encoder {
+            framing,
+            meta: None,
+            wrote_element: false,
+            closed: false,
+            pending_signature: None,
+            call: None,
+            reasoning_streamed: false,
+        }
     }
 
     fn write(&mut self, out: &mut Vec<u8>, data: &str, last: bool) {
@@ -33,49 +66,295 @@ impl Encoder {
                 }
             }
         }
+        if last {
+            self.closed = true;
+        }
+    }
+
+    fn meta(&self) -> ResponseMeta {
+        self.meta.clone().unwrap_or(ResponseMeta { id: String::new(), model: String::new(), created: 0 })
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>, parts: Vec<Value>) {
+        let data = chunk(&self.meta(), Value::Array(parts), None, None).to_string();
+        self.write(out, &data, false);
+    }
+
+    fn take_call_part(&mut self) -> Option<Value> {
+        let call = self.call.take()?;
+        let mut part = function_call_part(&call.id, &call.name, &call.arguments);
+        if let Some(sig) = call.signature {
+            part["thoughtSignature"] = json!(sig);
+        }
+        Some(part)
     }
 }
 
 impl StreamEncoder for Encoder {
     fn event(&mut self, event: &StreamEvent, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
+        // A call ends at the next event that is not one of its argument deltas.
+        if !matches!(event, StreamEvent::ToolCallDelta(_) | StreamEvent::Finish { .. }) {
+            if let Some(part) = self.take_call_part() {
+                self.emit(out, vec![part]);
+            }
+        }
         match event {
-            StreamEvent::ReasoningDelta(_) | StreamEvent::ReasoningEnd(_) | StreamEvent::ToolCallStart { .. } | StreamEvent::ToolCallDelta(_) => {}
             StreamEvent::Start { meta, .. } => self.meta = Some(meta.clone()),
             StreamEvent::TextDelta(text) => {
-                let Some(meta) = self.meta.as_ref() else { return };
-                let data = chunk(meta, json!([{"text": text}]), None, None).to_string();
-                self.write(out, &data, false);
+                self.reasoning_streamed = false;
+                if text.is_empty() && self.pending_signature.is_none() {
+                    return;
+                }
+                let mut part = json!({ "text": text });
+                if let Some(sig) = self.pending_signature.take() {
+                    part["thoughtSignature"] = json!(sig);
+                }
+                self.emit(out, vec![part]);
+            }
+            StreamEvent::ReasoningDelta(text) => {
+                if !text.is_empty() {
+                    self.reasoning_streamed = true;
+                    self.emit(out, vec![json!({"text": text, "thought": true})]);
+                }
+            }
+            StreamEvent::ReasoningEnd(r) => {
+                if !std::mem::take(&mut self.reasoning_streamed) && !r.text.is_empty() {
+                    self.emit(out, vec![json!({"text": r.text, "thought": true})]);
+                }
+                if let Some(sig) = carrier::to_client(r, Protocol::Gemini) {
+                    if let Some(prev) = self.pending_signature.replace(sig) {
+                        self.emit(out, vec![signature_part(&prev)]);
+                    }
+                }
+            }
+            StreamEvent::ToolCallStart { id, name } => {
+                self.reasoning_streamed = false;
+                self.call = Some(OpenCall {
+                    id: id.clone(),
+                    name: name.clone(),
+                    arguments: String::new(),
+                    signature: self.pending_signature.take(),
+                });
+            }
+            StreamEvent::ToolCallDelta(delta) => {
+                if let Some(call) = self.call.as_mut() {
+                    call.arguments.push_str(delta);
+                }
             }
             StreamEvent::Finish { stop, usage } => {
-                let Some(meta) = self.meta.as_ref() else { return };
-                let data = chunk(meta, json!([{"text": ""}]), Some(*stop), Some(usage)).to_string();
+                let mut parts = Vec::new();
+                parts.extend(self.take_call_part());
+                if let Some(sig) = self.pending_signature.take() {
+                    parts.push(signature_part(&sig));
+                }
+                if parts.is_empty() {
+                    parts.push(json!({"text": ""}));
+                }
+                let data = chunk(&self.meta(), Value::Array(parts), Some(*stop), Some(usage)).to_string();
                 self.write(out, &data, true);
             }
         }
     }
 
     fn error(&mut self, error: &GatewayError, out: &mut Vec<u8>) {
+        if self.closed {
+            return;
+        }
         let data = super::error::render(error);
         self.write(out, &data, true);
     }
 }
 
-/// Egress: an upstream stream as IR events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    None,
+    Text,
+    Reasoning,
+    Tool,
+}
+
+/// Egress: an upstream stream (or the chunks of a whole answer) as IR events.
 pub struct Decoder {
-    _meta: crate::ir::ResponseMeta,
+    meta: ResponseMeta,
+    started: bool,
+    finished: bool,
+    block: Block,
+    /// Text of the open reasoning block (`ReasoningEnd` repeats it whole).
+    reasoning_text: String,
+    calls: usize,
+    usage: Usage,
 }
 
 impl Decoder {
-    pub fn new(meta: crate::ir::ResponseMeta) -> Self {
-        Decoder { _meta: meta }
+    pub fn new(meta: ResponseMeta) -> Self {
+        Decoder {
+            meta,
+            started: false,
+            finished: false,
+            block: Block::None,
+            reasoning_text: String::new(),
+            calls: 0,
+            usage: Usage::default(),
+        }
+    }
+
+    /// One `GenerateContentResponse` chunk.
+    pub(crate) fn chunk(&mut self, v: &Value, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        if self.finished {
+            return Ok(());
+        }
+        if let Some(e) = super::error::from_body(v) {
+            return Err(e);
+        }
+        if !v.is_object() {
+            return Err(GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream sent a stream chunk that is not a JSON object."));
+        }
+        // Code Assist wraps each chunk in {"response": …}.
+        let v = match v.get("response") {
+            Some(inner @ Value::Object(_)) if v.get("candidates").is_none() => inner,
+            _ => v,
+        };
+        if let Some(u) = v.get("usageMetadata").filter(|u| u.is_object()) {
+            self.usage = usage_of(u);
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start { meta: self.meta.clone(), input_tokens: self.usage.input_tokens });
+        }
+        let candidate = wire::array_of(v, "candidates")
+            .iter()
+            .find(|c| wire::u64_of(c, "index").unwrap_or(0) == 0);
+        match candidate {
+            Some(c) => {
+                let parts = c.get("content").map(|content| wire::array_of(content, "parts")).unwrap_or(&[]);
+                for p in parts {
+                    self.part(p, out);
+                }
+                if let Some(reason) = wire::str_of(c, "finishReason").filter(|r| !r.is_empty() && *r != "FINISH_REASON_UNSPECIFIED") {
+                    let stop = stop_of(reason, self.calls > 0);
+                    self.finish_with(stop, out);
+                }
+            }
+            None => {
+                let blocked = v.get("promptFeedback").and_then(|f| wire::str_of(f, "blockReason")).is_some();
+                if blocked {
+                    self.finish_with(StopReason::ContentFilter, out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end_reasoning(&mut self, signature: Option<&str>, out: &mut Vec<StreamEvent>) {
+        if self.block == Block::Reasoning || signature.is_some() {
+            let text = if self.block == Block::Reasoning { std::mem::take(&mut self.reasoning_text) } else { String::new() };
+            out.push(StreamEvent::ReasoningEnd(Reasoning {
+                text,
+                signature: signature.map(String::from),
+                origin: Some(Protocol::Gemini),
+                ..Reasoning::default()
+            }));
+            self.block = Block::None;
+        }
+    }
+
+    fn part(&mut self, p: &Value, out: &mut Vec<StreamEvent>) {
+        let sig = wire::str_of(p, "thoughtSignature").filter(|s| !s.is_empty());
+        let thought = wire::bool_of(p, "thought").unwrap_or(false);
+        if let Some(fc) = p.get("functionCall").filter(|f| f.is_object()) {
+            // A signature on a call belongs to the thinking that led to it.
+            self.end_reasoning(sig, out);
+            let name = wire::str_of(fc, "name").unwrap_or_default().to_string();
+            let id = match wire::str_of(fc, "id").filter(|s| !s.is_empty()) {
+                Some(id) => format!("{OWN_ID_PREFIX}{id}"),
+                None => wire::synth_id("call_", &self.meta.id, self.calls),
+            };
+            self.calls += 1;
+            out.push(StreamEvent::ToolCallStart { id, name });
+            out.push(StreamEvent::ToolCallDelta(wire::json_text(fc.get("args"))));
+            self.block = Block::Tool;
+        } else if let Some(text) = wire::str_of(p, "text") {
+            if thought {
+                if self.block != Block::Reasoning {
+                    self.block = Block::Reasoning;
+                    self.reasoning_text.clear();
+                }
+                if !text.is_empty() {
+                    self.reasoning_text.push_str(text);
+                    out.push(StreamEvent::ReasoningDelta(text.to_string()));
+                }
+                if sig.is_some() {
+                    self.end_reasoning(sig, out);
+                }
+            } else {
+                self.end_reasoning(None, out);
+                if !text.is_empty() {
+                    out.push(StreamEvent::TextDelta(text.to_string()));
+                    self.block = Block::Text;
+                }
+                // A signature on an answer part comes after its text in the IR; egress
+                // puts it back on that part.
+                if sig.is_some() {
+                    self.end_reasoning(sig, out);
+                }
+            }
+        } else if sig.is_some() {
+            // A part the IR cannot hold (inline data, code) still hands its signature on.
+            self.end_reasoning(None, out);
+            self.end_reasoning(sig, out);
+        }
+    }
+
+    fn finish_with(&mut self, stop: StopReason, out: &mut Vec<StreamEvent>) {
+        self.end_reasoning(None, out);
+        out.push(StreamEvent::Finish { stop, usage: self.usage });
+        self.finished = true;
+    }
+
+    /// Ends a whole (non-streamed) answer, which may lack a finish reason.
+    pub(crate) fn finish_lenient(&mut self, out: &mut Vec<StreamEvent>) {
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start { meta: self.meta.clone(), input_tokens: self.usage.input_tokens });
+        }
+        if !self.finished {
+            let stop = if self.calls > 0 { StopReason::ToolUse } else { StopReason::EndTurn };
+            self.finish_with(stop, out);
+        }
     }
 }
 
-impl crate::protocols::StreamDecoder for Decoder {
-    fn event(&mut self, _event: &crate::sse::Event, _out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
-        Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+impl StreamDecoder for Decoder {
+    fn event(&mut self, event: &crate::sse::Event, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        let data = event.data.trim();
+        if data.is_empty() || data == "[DONE]" || self.finished {
+            return Ok(());
+        }
+        let value: Value = serde_json::from_str(data).map_err(|_| {
+            GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream sent a stream chunk that is not valid JSON.")
+        })?;
+        match &value {
+            Value::Array(items) => {
+                for item in items {
+                    self.chunk(item, out)?;
+                }
+                Ok(())
+            }
+            _ => self.chunk(&value, out),
+        }
     }
-    fn finish(&mut self, _out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
-        Err(GatewayError::new(crate::error::ErrorKind::NotImplemented, "not implemented yet"))
+
+    fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), GatewayError> {
+        let _ = out;
+        if self.finished {
+            return Ok(());
+        }
+        Err(GatewayError::new(
+            ErrorKind::UpstreamUnreachable,
+            "The upstream stream ended early: Gemini closed it before sending a finishReason.",
+        ))
     }
 }

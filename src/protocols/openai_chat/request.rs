@@ -9,7 +9,7 @@ use crate::ir::{
     ToolResult,
 };
 use crate::json_fields::{JsonKind, JsonObject};
-use crate::protocols::{last_with_role, text_of, EncodeOptions, Envelope, Protocol, Target};
+use crate::protocols::{EncodeOptions, Envelope, Protocol, Target};
 use crate::wire::{array_of, bool_of, f64_of, i64_of, str_of, string_of, strings_of, u64_of};
 
 pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
@@ -26,12 +26,6 @@ pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
     Ok(Envelope { model, stream, options: EncodeOptions { include_usage } })
 }
 
-/// Text of the last `user` message.
-pub fn last_user_text(body: &JsonObject) -> String {
-    last_with_role(body, "messages", &["user"])
-        .and_then(|m| m.get("content").map(text_of))
-        .unwrap_or_default()
-}
 
 fn invalid(message: impl Into<String>, param: &str) -> GatewayError {
     GatewayError::invalid(message).with_param(param)
@@ -302,6 +296,9 @@ pub fn encode(req: &Request, target: &Target) -> Result<Value, GatewayError> {
                                 text = format!("Error: {text}");
                             }
                             messages.push(json!({"role": "tool", "tool_call_id": r.call_id, "content": text}));
+                            // Tool messages hold text only: a result's images follow in
+                            // the user message after the results.
+                            rest.extend(r.content.iter().filter(|p| !matches!(p, Part::Text(_))).filter_map(media_part));
                         }
                         other => rest.extend(media_part(other)),
                     }

@@ -13,7 +13,7 @@ use crate::ir::{
     ToolChoice, ToolResult,
 };
 use crate::json_fields::{JsonKind, JsonObject};
-use crate::protocols::{text_of, EncodeOptions, Envelope, Protocol, Target};
+use crate::protocols::{EncodeOptions, Envelope, Protocol, Target};
 
 pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
     let model = body.string("model")?;
@@ -32,20 +32,6 @@ pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
     Ok(Envelope { model, stream, options: EncodeOptions::default() })
 }
 
-/// `input` when it is a string, else the text of its last `user` message item.
-pub fn last_user_text(body: &JsonObject) -> String {
-    let Some(raw) = body.get("input") else { return String::new() };
-    match serde_json::from_str::<Value>(raw.get()) {
-        Ok(Value::String(s)) => s,
-        Ok(Value::Array(items)) => items
-            .iter()
-            .rev()
-            .find(|i| i.get("role").and_then(|r| r.as_str()) == Some("user"))
-            .and_then(|i| i.get("content").map(text_of))
-            .unwrap_or_default(),
-        _ => String::new(),
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Typed field readers: absent and null read as `None`; a wrong type is a 400 naming the
