@@ -617,7 +617,26 @@ fn build(req: &Request, target: &Target) -> Result<Map<String, Value>, GatewayEr
     }
 
     if let Some(b) = budget {
-        body.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": b}));
+        if adaptive_thinking(target.model) {
+            // Claude 4.6+ takes adaptive thinking with an effort; budgets are deprecated
+            // there and rejected by Opus 4.7.
+            let effort = match req.reasoning.and_then(|r| r.effort) {
+                Some(Effort::None | Effort::Minimal | Effort::Low) => "low",
+                Some(Effort::Medium) => "medium",
+                Some(Effort::High) => "high",
+                Some(Effort::XHigh) => "xhigh",
+                Some(Effort::Max) => "max",
+                None => match Effort::from_budget(b) {
+                    Effort::None | Effort::Minimal | Effort::Low => "low",
+                    Effort::Medium => "medium",
+                    _ => "high",
+                },
+            };
+            body.insert("thinking".into(), json!({"type": "adaptive"}));
+            body.insert("output_config".into(), json!({"effort": effort}));
+        } else {
+            body.insert("thinking".into(), json!({"type": "enabled", "budget_tokens": b}));
+        }
     }
 
     // Sampling. With thinking on, Anthropic takes no temperature or top_k, and top_p only
@@ -638,7 +657,8 @@ fn build(req: &Request, target: &Target) -> Result<Map<String, Value>, GatewayEr
         body.insert("stop_sequences".into(), json!(stop));
     }
     if let Some(ResponseFormat::JsonSchema { schema, .. }) = &req.response_format {
-        body.insert("output_config".into(), json!({"format": {"type": "json_schema", "schema": schema}}));
+        let config = body.entry("output_config").or_insert_with(|| json!({}));
+        config["format"] = json!({"type": "json_schema", "schema": schema});
     }
     if let Some(user) = req.user.as_deref().filter(|u| !u.is_empty()) {
         body.insert("metadata".into(), json!({"user_id": user}));
@@ -647,6 +667,20 @@ fn build(req: &Request, target: &Target) -> Result<Map<String, Value>, GatewayEr
         body.insert("stream".into(), json!(true));
     }
     Ok(body)
+}
+
+/// Whether `model` takes `thinking: {type: "adaptive"}` + `output_config.effort` rather
+/// than a token budget: Claude models of generation 4.6 and later (`claude-opus-4-7`,
+/// `claude-sonnet-4-6`, `claude-*-5…`).
+pub fn adaptive_thinking(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+    let Some(rest) = name.strip_prefix("claude-") else { return false };
+    let mut numbers = rest.split(['-', '.']).filter_map(|p| p.parse::<u32>().ok()).filter(|n| *n < 100);
+    match (numbers.next(), numbers.next()) {
+        (Some(major), _) if major >= 5 => true,
+        (Some(4), Some(minor)) => minor >= 6,
+        _ => false,
+    }
 }
 
 /// The thinking budget for this request, `None` when thinking stays off.

@@ -1099,3 +1099,31 @@ fn check_alternation(body: &Value) {
         assert!(!matches!(body["tool_choice"]["type"].as_str(), Some("any" | "tool")));
     }
 }
+
+#[test]
+fn newer_models_get_adaptive_thinking() {
+    use super::request::adaptive_thinking;
+    for (model, adaptive) in [
+        ("claude-opus-4-7", true),
+        ("claude-sonnet-4-6", true),
+        ("claude-sonnet-4-5", false),
+        ("claude-sonnet-4-5-20250929", false),
+        ("claude-3-7-sonnet-20250219", false),
+        ("claude-opus-5", true),
+        ("anthropic/claude-opus-4.6", true),
+        ("gpt-4o", false),
+    ] {
+        assert_eq!(adaptive_thinking(model), adaptive, "{model}");
+    }
+    let req = crate::protocols::openai_chat::request::decode(&serde_json::json!({
+        "messages": [{"role": "user", "content": "hi"}], "reasoning_effort": "high",
+        "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}
+    }))
+    .unwrap();
+    let options = crate::config::ModelOptions::default();
+    let target = crate::protocols::Target { model: "claude-opus-4-7", options: &options, quirks: Default::default() };
+    let body = super::request::encode(&req, &target).unwrap();
+    assert_eq!(body["thinking"], serde_json::json!({"type": "adaptive"}));
+    assert_eq!(body["output_config"]["effort"], "high");
+    assert_eq!(body["output_config"]["format"]["type"], "json_schema");
+}
