@@ -34,6 +34,70 @@ REPO = HERE.parent.parent
 DEFAULT_TEST_TIMEOUT = 60
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On a failing gateway test, add the mock's request log (what the gateway sent upstream and
+    what the mock answered) as a report section."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed:
+        return
+    gw = item.funcargs.get("gateway")
+    mock = getattr(gw, "mock", None) or item.funcargs.get("mock")
+    if mock is None:
+        return
+    try:
+        rep.sections.append(("mock request log", "\n".join(summarize_record(r) for r in mock.requests()) or "(no upstream request)"))
+    except Exception as e:  # pragma: no cover - diagnostics only
+        rep.sections.append(("mock request log", f"unavailable: {e}"))
+
+
+def _skeleton(api_body) -> str:
+    """A compact picture of a conversation: roles and block/part/item types."""
+    b = api_body if isinstance(api_body, dict) else {}
+    out = []
+    for m in b.get("messages") or []:
+        c = m.get("content")
+        kinds = "text" if isinstance(c, str) else "+".join(x.get("type", "?") for x in c or [] if isinstance(x, dict))
+        if m.get("tool_calls"):
+            kinds += ("+" if kinds else "") + f"tool_calls[{len(m['tool_calls'])}]"
+        if m.get("reasoning_content"):
+            kinds += "+reasoning_content"
+        out.append(f"{m.get('role')}:{kinds or 'null'}")
+    inp = b.get("input")
+    if isinstance(inp, list):
+        for it in inp:
+            t = it.get("type", "message")
+            out.append(f"{it.get('role')}:{t}" if t == "message" else t + ("(enc)" if it.get("encrypted_content") else ""))
+    for c in b.get("contents") or []:
+        kinds = []
+        for p in c.get("parts") or []:
+            k = next((x for x in p if x not in ("thought", "thoughtSignature", "thought_signature")), "?")
+            kinds.append(("thought-" if p.get("thought") else "") + k + ("(sig)" if p.get("thoughtSignature") or p.get("thought_signature") else ""))
+        out.append(f"{c.get('role', 'user')}:{'+'.join(kinds)}")
+    extra = []
+    for k in ("thinking", "reasoning", "reasoning_effort", "tool_choice", "max_tokens"):
+        if k in b:
+            extra.append(f"{k}={json.dumps(b[k], separators=(',', ':'))}")
+    gc = b.get("generationConfig") or {}
+    if "thinkingConfig" in gc:
+        extra.append(f"thinkingConfig={json.dumps(gc['thinkingConfig'], separators=(',', ':'))}")
+    if b.get("tools"):
+        extra.append(f"tools={len(b['tools'])}")
+    return f"[{', '.join(out)}] {' '.join(extra)}".strip()
+
+
+def summarize_record(r: dict) -> str:
+    body = r.get("body")
+    model = body.get("model") if isinstance(body, dict) else None
+    line = f"{r.get('status')} {r.get('method')} {r.get('path')}{'?' + r['query'] if r.get('query') else ''} model={model} {_skeleton(body)}"
+    err = r.get("error")
+    if isinstance(err, dict):
+        e = err.get("error") if isinstance(err.get("error"), dict) else err
+        line += f"\n    -> {e.get('message', err)!s:.400}"
+    return line
+
+
 def pytest_collection_modifyitems(config, items):
     # Bound every test (pytest-timeout) unless it sets its own limit.
     for item in items:
@@ -169,6 +233,12 @@ def mock(mock_upstream):
 # --------------------------------------------------------------------------------------
 # Gateway under wrangler dev
 # --------------------------------------------------------------------------------------
+# Upstream models every provider gets for the conversion matrix (test_conversion.py): the mock
+# answers with two parallel tool calls when the model name contains "parallel", stops its stream
+# half-way (mock-truncate) or stalls mid-stream then drops the connection (mock-hang-mid-<ms>).
+CONVERSION_MODELS = {"mock-parallel": {}, "mock-truncate": {}, "mock-hang-mid-800": {}}
+
+
 def gateway_config(mock_base: str) -> dict:
     m = mock_base
     return {
@@ -179,13 +249,14 @@ def gateway_config(mock_base: str) -> dict:
                                "mock-error-429": {}, "mock-error-500": {}, "mock-hang": {}, "mock-garbage": {},
                                "mock-reset": {}, "mock-truncate": {},
                                # additions of this harness (streaming/timeout behaviour)
-                               "mock-hang-mid": {}, "mock-slow-1000": {}}},
+                               "mock-hang-mid": {}, "mock-slow-1000": {},
+                               **CONVERSION_MODELS, "mock-error-503": {}}},
             "resp": {"type": "openai-responses", "baseURL": m, "apiKeyEnv": "RESP_UPSTREAM_KEY",
-                     "models": {"gpt-5": {}, "mock-error-429": {}}},
+                     "models": {"gpt-5": {}, "mock-error-429": {}, **CONVERSION_MODELS, "mock-error-503": {}}},
             "ant": {"type": "claude", "baseURL": m, "apiKey": "sk-ant-upstream-1",
-                    "models": {"claude-sonnet-4-5": {}, "mock-error-529": {}}},
+                    "models": {"claude-sonnet-4-5": {}, "mock-error-529": {}, **CONVERSION_MODELS, "mock-error-429": {}}},
             "gem": {"type": "gemini", "baseURL": m, "apiKey": "AIza-upstream-1",
-                    "models": {"gemini-2.5-flash": {}, "mock-error-503": {}}},
+                    "models": {"gemini-2.5-flash": {}, "mock-error-503": {}, **CONVERSION_MODELS, "mock-error-429": {}}},
             "echo": {"type": "echo"},
             "dead": {"type": "openai-chat-completions", "baseURL": "http://127.0.0.1:9/v1", "apiKey": "sk-upstream-dead",
                      "models": {"m": {}}},

@@ -8,9 +8,9 @@ from typing import Iterable
 
 import httpx
 
-# Flip to "1" (env E2E_CROSS_PROTOCOL=1) once the gateway converts between protocols:
-# cross-protocol requests are then expected to succeed instead of answering 501.
-CROSS_PROTOCOL_CONVERSION = os.environ.get("E2E_CROSS_PROTOCOL", "0") == "1"
+# The gateway converts between protocols: cross-protocol requests are expected to succeed.
+# E2E_CROSS_PROTOCOL=0 switches back to expecting 501 (for a build without conversion).
+CROSS_PROTOCOL_CONVERSION = os.environ.get("E2E_CROSS_PROTOCOL", "1") == "1"
 
 CLIENT_KEY = "gw-test-key-1"
 CLIENT_KEY_2 = "gw-test-key-2"

@@ -28,6 +28,9 @@ with 400 "LEAKED_CLIENT_KEY".
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import hashlib
 import itertools
 import json
 import re
@@ -343,6 +346,338 @@ def split_chunks(text: str) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------
+# Replay tokens: what the mock issues and later verifies (reasoning must come back byte-exact)
+#   Anthropic thinking signature = "sig-" + sha256(thinking text)          (verified by recomputing)
+#   Responses encrypted_content  = "enc-" + sha256(reasoning summary text)  (must be one the mock issued)
+#   Gemini thoughtSignature      = base64("gsig-" + sha256(part content))   (must be one the mock issued)
+# --------------------------------------------------------------------------------------
+GEMINI_DUMMY_SIGNATURES = {"skip_thought_signature_validator", "context_engineering_is_the_way_to_go"}
+_issued_lock = threading.Lock()
+_issued_enc: dict[str, str] = {}        # encrypted_content -> reasoning item id
+_issued_rs: dict[str, str] = {}         # reasoning item id -> encrypted_content
+_rs_follower: dict[str, str] = {}       # reasoning item id -> id of the item it produced
+_fc_reasoning: dict[str, str] = {}      # function_call / message item id -> its reasoning item id
+_issued_gsig: set[bytes] = set()        # decoded Gemini thought signatures
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def anthropic_signature(thinking: str) -> str:
+    return "sig-" + sha256_hex(thinking)
+
+
+def issue_encrypted(rs_id: str, summary: str) -> str:
+    enc = "enc-" + sha256_hex(summary)
+    with _issued_lock:
+        _issued_enc[enc] = rs_id
+        _issued_rs[rs_id] = enc
+    return enc
+
+
+def issue_gemini_signature(content) -> str:
+    raw = ("gsig-" + sha256_hex(json.dumps(content, sort_keys=True, separators=(",", ":")))).encode()
+    with _issued_lock:
+        _issued_gsig.add(raw)
+    return base64.b64encode(raw).decode()
+
+
+def gemini_signature_known(sig: str) -> bool:
+    if sig in GEMINI_DUMMY_SIGNATURES:
+        return True
+    try:
+        raw = base64.b64decode(sig, validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+        except (binascii.Error, ValueError):
+            return False
+    with _issued_lock:
+        return raw in _issued_gsig
+
+
+def b64_valid(sig) -> bool:
+    if not isinstance(sig, str):
+        return False
+    for dec in (lambda s: base64.b64decode(s, validate=True),
+                lambda s: base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))):
+        try:
+            dec(sig)
+            if re.fullmatch(r"[A-Za-z0-9+/_=-]*", sig):
+                return True
+        except (binascii.Error, ValueError):
+            pass
+    return False
+
+
+# --------------------------------------------------------------------------------------
+# Conversation analysis: the reply is chosen by the request content
+# --------------------------------------------------------------------------------------
+def gem(d: dict, camel: str, default=None):
+    """A Gemini field under its camelCase or snake_case name."""
+    if not isinstance(d, dict):
+        return default
+    if camel in d:
+        return d[camel]
+    snake = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), camel)
+    return d.get(snake, default)
+
+
+def declared_tools(api: str, body: dict) -> list[tuple[str, dict]]:
+    out = []
+    tools = body.get("tools")
+    if isinstance(tools, dict):
+        tools = [tools]
+    if not isinstance(tools, list):
+        tools = []
+    for t in tools:
+        if not isinstance(t, dict):
+            continue
+        if api == "chat" and t.get("type") == "function" and isinstance(t.get("function"), dict):
+            out.append((t["function"].get("name"), t["function"].get("parameters") or {}))
+        elif api == "responses" and t.get("type") == "function":
+            out.append((t.get("name"), t.get("parameters") or {}))
+        elif api == "anthropic" and t.get("type", "custom") == "custom" and isinstance(t.get("input_schema"), dict):
+            out.append((t.get("name"), t["input_schema"]))
+        elif api == "gemini":
+            for fd in gem(t, "functionDeclarations") or []:
+                if isinstance(fd, dict):
+                    out.append((fd.get("name"), gem(fd, "parameters") or gem(fd, "parametersJsonSchema") or {}))
+    if api == "chat" and not out:
+        for f in body.get("functions") or []:
+            if isinstance(f, dict):
+                out.append((f.get("name"), f.get("parameters") or {}))
+    return [(n, s if isinstance(s, dict) else {}) for n, s in out if isinstance(n, str)]
+
+
+def chosen_tools(api: str, body: dict, tools: list, parallel: bool) -> list[tuple[str, dict]]:
+    """The tools the mock calls: [] when tool_choice forbids calls, the named tool when forced."""
+    if not tools:
+        return []
+    named = None
+    if api == "chat":
+        tc = body.get("tool_choice")
+        if tc == "none":
+            return []
+        if isinstance(tc, dict) and isinstance(tc.get("function"), dict):
+            named = tc["function"].get("name")
+    elif api == "responses":
+        tc = body.get("tool_choice")
+        if tc == "none":
+            return []
+        if isinstance(tc, dict) and tc.get("type") == "function":
+            named = tc.get("name")
+    elif api == "anthropic":
+        tc = body.get("tool_choice")
+        if isinstance(tc, dict) and tc.get("type") == "none":
+            return []
+        if isinstance(tc, dict) and tc.get("type") == "tool":
+            named = tc.get("name")
+    elif api == "gemini":
+        fcc = gem(gem(body, "toolConfig") or {}, "functionCallingConfig") or {}
+        mode = str(fcc.get("mode", "AUTO")).upper()
+        if mode == "NONE":
+            return []
+        allowed = gem(fcc, "allowedFunctionNames") or []
+        if allowed:
+            named = allowed[0]
+    if named is not None:
+        picked = [t for t in tools if t[0] == named] or tools[:1]
+    else:
+        picked = tools[:1]
+    if parallel:
+        picked = tools[:2] if len(tools) >= 2 and named is None else picked * 2
+    return picked
+
+
+def _schema_type(s: dict) -> str:
+    t = s.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "string")
+    if t is None:
+        if isinstance(s.get("properties"), dict):
+            return "object"
+        for k in ("anyOf", "any_of", "oneOf"):
+            if isinstance(s.get(k), list) and s[k] and isinstance(s[k][0], dict):
+                return _schema_type(s[k][0])
+        return "string"
+    return str(t).lower()
+
+
+def value_for(name: str, s, depth=0):
+    if not isinstance(s, dict):
+        return f"{name}-value"
+    if isinstance(s.get("enum"), list) and s["enum"]:
+        return s["enum"][0]
+    t = _schema_type(s)
+    if t in ("integer", "number"):
+        return 1
+    if t == "boolean":
+        return True
+    if t == "array":
+        return [value_for(name, s.get("items") or {}, depth + 1)] if depth < 3 else []
+    if t == "object":
+        return args_from_schema(s, depth + 1) if depth < 3 else {}
+    if t == "null":
+        return None
+    return f"{name}-value"
+
+
+def args_from_schema(schema: dict, depth=0) -> dict:
+    """Deterministic arguments: the required properties (all of them when none is required)."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return {}
+    req = schema.get("required")
+    names = [n for n in props if n in req] if isinstance(req, list) and req else list(props)
+    return {n: value_for(n, props[n], depth) for n in names}
+
+
+def _result_text(v) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list):
+        parts = [p.get("text", "") for p in v if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        if parts or not v:
+            return "".join(parts)
+    return json.dumps(v, separators=(",", ":"), sort_keys=True)
+
+
+def trailing_tool_results(api: str, body: dict) -> list[str] | None:
+    """The tool outputs when the conversation ends with tool results (and nothing else), else None."""
+    if api == "chat":
+        msgs = body.get("messages") or []
+        out = []
+        for m in reversed(msgs):
+            if isinstance(m, dict) and m.get("role") in ("tool", "function"):
+                out.append(_result_text(m.get("content")))
+            else:
+                break
+        return list(reversed(out)) or None
+    if api == "responses":
+        inp = body.get("input")
+        if not isinstance(inp, list):
+            return None
+        out = []
+        for it in reversed(inp):
+            if isinstance(it, dict) and it.get("type") == "function_call_output":
+                out.append(_result_text(it.get("output")))
+            else:
+                break
+        return list(reversed(out)) or None
+    if api == "anthropic":
+        msgs = body.get("messages") or []
+        if not msgs or not isinstance(msgs[-1], dict) or msgs[-1].get("role") != "user":
+            return None
+        c = msgs[-1].get("content")
+        if not isinstance(c, list) or not c:
+            return None
+        if not all(isinstance(b, dict) and b.get("type") == "tool_result" for b in c):
+            return None
+        return [_result_text(b.get("content", "")) for b in c]
+    if api == "gemini":
+        contents = body.get("contents") or []
+        if isinstance(contents, dict):
+            contents = [contents]
+        if not contents or not isinstance(contents[-1], dict) or contents[-1].get("role", "user") != "user":
+            return None
+        parts = contents[-1].get("parts") or []
+        frs = [gem(p, "functionResponse") for p in parts if isinstance(p, dict)]
+        if not parts or not all(isinstance(fr, dict) for fr in frs):
+            return None
+        out = []
+        for fr in frs:
+            resp = fr.get("response")
+            if isinstance(resp, dict) and len(resp) == 1 and next(iter(resp)) in ("output", "result", "content"):
+                out.append(_result_text(next(iter(resp.values()))))
+            else:
+                out.append(_result_text(resp))
+        return out
+    return None
+
+
+def thinking_request(api: str, body: dict) -> dict | None:
+    """{"summary": bool, "show": bool} when the request asks for reasoning, else None."""
+    if api == "chat":
+        e = body.get("reasoning_effort")
+        return {"summary": True, "show": True} if e and e != "none" else None
+    if api == "responses":
+        r = body.get("reasoning")
+        if isinstance(r, dict) and r.get("effort") and r.get("effort") != "none":
+            return {"summary": bool(r.get("summary") or r.get("generate_summary")), "show": True}
+        return None
+    if api == "anthropic":
+        th = body.get("thinking")
+        if isinstance(th, dict) and th.get("type") in ("enabled", "adaptive"):
+            return {"summary": True, "show": th.get("display") != "omitted"}
+        return None
+    if api == "gemini":
+        tc = gem(gem(body, "generationConfig") or {}, "thinkingConfig")
+        if not isinstance(tc, dict):
+            return None
+        include = bool(gem(tc, "includeThoughts"))
+        budget = gem(tc, "thinkingBudget")
+        level = gem(tc, "thinkingLevel")
+        if include or (budget is not None and budget != 0) or level:
+            return {"summary": include, "show": include}
+        return None
+    return None
+
+
+class Plan:
+    """What the mock answers: text, or tool calls; optionally with reasoning."""
+
+    def __init__(self, api: str, body: dict, model: str):
+        self.api = api
+        results = trailing_tool_results(api, body)
+        tools = declared_tools(api, body)
+        self.calls: list[tuple[str, dict]] = []
+        self.text: str | None = None
+        if results is not None:
+            self.text = "result: " + " | ".join(results)
+        else:
+            picked = chosen_tools(api, body, tools, "parallel" in model)
+            self.calls = [(name, args_from_schema(schema)) for name, schema in picked]
+            if not self.calls:
+                self.text = reply_text(api, body)
+        th = thinking_request(api, body)
+        self.reasoning: str | None = None
+        self.summary = self.show = False
+        if th is not None:
+            topic = "the tool result" if results is not None else (last_user_text(api, body) or "the request")
+            self.reasoning = f"mock reasoning about {topic}: " + (
+                f"call {', '.join(n for n, _ in self.calls)}." if self.calls else "answer directly.")
+            self.summary, self.show = th["summary"], th["show"]
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return approx_tokens(self.reasoning) if self.reasoning else 0
+
+    def output_tokens(self) -> int:
+        """Visible output (text or call arguments), excluding reasoning."""
+        if self.calls:
+            return sum(approx_tokens(n + json.dumps(a)) for n, a in self.calls)
+        return approx_tokens(self.text or "")
+
+
+def split_json(s: str, n_min=2) -> list[str]:
+    """A JSON string in >= n_min pieces (like real argument deltas)."""
+    if len(s) < n_min:
+        return [s]
+    step = max(1, len(s) // 3)
+    pieces = [s[i:i + step] for i in range(0, len(s), step)]
+    return pieces if len(pieces) >= n_min else [s[:1], s[1:]]
+
+
+def split_two(text: str) -> list[str]:
+    pieces = split_chunks(text)
+    if len(pieces) >= 2:
+        return pieces
+    return [text[: len(text) // 2], text[len(text) // 2:]] if len(text) >= 2 else [text]
+
+
+# --------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------
 def parse_json_body(api: str, raw: bytes):
@@ -429,6 +764,7 @@ def check_stream_flags(body, allow_include_usage=True):
                 raise _oerr(f"Unknown parameter: 'stream_options.{k}'.", f"stream_options.{k}", "unknown_parameter")
 
 
+OPENAI_EFFORTS = ["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 CHAT_ROLES = ["system", "assistant", "user", "function", "tool", "developer"]
 CHAT_PART_TYPES = {
     "user": ["text", "image_url", "input_audio", "file"],
@@ -449,7 +785,13 @@ def validate_chat(body: dict):
         raise _oerr(f"Invalid type for 'messages': expected an array of objects, but got {json_type_name(msgs)} instead.", "messages", "invalid_type")
     if not msgs:
         raise _oerr("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", "messages", "empty_array")
-    open_tool_calls = False
+    pending: list[str] = []  # tool_call ids of the last assistant turn not yet answered by a tool message
+
+    def unanswered(i):
+        return _oerr("An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                     f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}",
+                     f"messages.[{i}].role", None)
+
     for i, m in enumerate(msgs):
         p = f"messages[{i}]"
         if not isinstance(m, dict):
@@ -461,6 +803,8 @@ def validate_chat(body: dict):
             raise _oerr(f"Invalid value: '{role}'. Supported values are: {oxford(CHAT_ROLES)}.", f"{p}.role", "invalid_value")
         content = m.get("content")
         if role == "assistant":
+            if pending:
+                raise unanswered(i)
             has_calls = bool(m.get("tool_calls")) or bool(m.get("function_call"))
             if content is None and not has_calls and "refusal" not in m and "audio" not in m:
                 raise _oerr(f"Invalid value for '{p}.content': expected a string, got null.", f"{p}.content", None)
@@ -471,19 +815,26 @@ def validate_chat(body: dict):
                 for j, call in enumerate(tc):
                     if not isinstance(call, dict) or not isinstance(call.get("id"), str):
                         raise _oerr(f"Missing required parameter: '{p}.tool_calls[{j}].id'.", f"{p}.tool_calls[{j}].id", "missing_required_parameter")
+                    if len(call["id"]) > 40:
+                        raise _oerr(f"Invalid '{p}.tool_calls[{j}].id': string too long. Expected a string with maximum length 40, but got a string with length {len(call['id'])} instead.",
+                                    f"{p}.tool_calls[{j}].id", "string_above_max_length")
                     fn = call.get("function") if call.get("type", "function") == "function" else call.get("custom")
                     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
                         raise _oerr(f"Missing required parameter: '{p}.tool_calls[{j}].function'.", f"{p}.tool_calls[{j}].function", "missing_required_parameter")
                     if call.get("type", "function") == "function" and not isinstance(fn.get("arguments"), str):
                         raise _oerr(f"Invalid type for '{p}.tool_calls[{j}].function.arguments': expected a string, but got {json_type_name(fn.get('arguments'))} instead.", f"{p}.tool_calls[{j}].function.arguments", "invalid_type")
-            open_tool_calls = bool(tc)
+                pending = [call["id"] for call in tc]
         elif role == "tool":
             if "tool_call_id" not in m:
                 raise _oerr(f"Missing required parameter: '{p}.tool_call_id'.", f"{p}.tool_call_id", "missing_required_parameter")
-            if not open_tool_calls:
+            if m["tool_call_id"] not in pending:
                 raise _oerr("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", f"{p}.role", None)
+            pending.remove(m["tool_call_id"])
+            if content is None:
+                raise _oerr(f"Missing required parameter: '{p}.content'.", f"{p}.content", "missing_required_parameter")
         elif role != "function":
-            open_tool_calls = False
+            if pending:
+                raise unanswered(i)
             if "content" not in m:
                 raise _oerr(f"Missing required parameter: '{p}.content'.", f"{p}.content", "missing_required_parameter")
         if role in CHAT_PART_TYPES and content is not None:
@@ -522,6 +873,14 @@ def validate_chat(body: dict):
             inner = t.get(t["type"])
             if not isinstance(inner, dict) or not isinstance(inner.get("name"), str):
                 raise _oerr(f"Missing required parameter: 'tools[{i}].{t['type']}'.", f"tools[{i}].{t['type']}", "missing_required_parameter")
+    eff = body.get("reasoning_effort")
+    if eff is not None and eff not in OPENAI_EFFORTS:
+        raise _oerr(f"Invalid value: '{eff}'. Supported values are: {oxford(OPENAI_EFFORTS)}.", "reasoning_effort", "invalid_value")
+    for i, t in enumerate(body.get("tools") or []):
+        name = (t.get(t.get("type")) or {}).get("name")
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name):
+            raise _oerr(f"Invalid 'tools[{i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                        f"tools[{i}].function.name", "invalid_value")
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str):
         if not isinstance(stop, list) or len(stop) > 4:
@@ -593,6 +952,19 @@ def validate_responses(body: dict, count_only=False):
                     raise _oerr(f"Missing required parameter: '{p}.output'.", f"{p}.output", "missing_required_parameter")
     elif not isinstance(inp, str):
         raise _oerr(f"Invalid type for 'input': expected one of a string or array of input items, but got {json_type_name(inp)} instead.", "input", "invalid_type")
+    if isinstance(inp, list):
+        validate_responses_replay(body, inp)
+    r = body.get("reasoning")
+    if r is not None:
+        if not isinstance(r, dict):
+            raise _oerr(f"Invalid type for 'reasoning': expected an object, but got {json_type_name(r)} instead.", "reasoning", "invalid_type")
+        for k in r:
+            if k not in ("effort", "summary", "generate_summary", "context", "mode"):
+                raise _oerr(f"Unknown parameter: 'reasoning.{k}'.", f"reasoning.{k}", "unknown_parameter")
+        if r.get("effort") is not None and r["effort"] not in OPENAI_EFFORTS[:-1]:
+            raise _oerr(f"Invalid value: '{r['effort']}'. Supported values are: {oxford(OPENAI_EFFORTS[:-1])}.", "reasoning.effort", "invalid_value")
+        if r.get("summary") is not None and r["summary"] not in ("auto", "concise", "detailed"):
+            raise _oerr(f"Invalid value: '{r['summary']}'. Supported values are: 'auto', 'concise', and 'detailed'.", "reasoning.summary", "invalid_value")
     if not count_only:
         check_stream_flags(body, allow_include_usage=False)
         check_number(body, "temperature", 0, 2, _oerr)
@@ -609,6 +981,62 @@ def validate_responses(body: dict, count_only=False):
                 raise _oerr(f"Missing required parameter: 'tools[{i}].type'.", f"tools[{i}].type", "missing_required_parameter")
             if t["type"] == "function" and not isinstance(t.get("name"), str):
                 raise _oerr(f"Missing required parameter: 'tools[{i}].name'.", f"tools[{i}].name", "missing_required_parameter")
+
+
+def validate_responses_replay(body: dict, inp: list):
+    """Stateless replay rules of the real API: every function_call has its output, every
+    function_call_output its call; reasoning items come back with the encrypted content the
+    mock issued, right before the item they produced (P-R2)."""
+    calls, outputs = {}, {}
+    rs_ids = set()
+    for i, it in enumerate(inp):
+        if not isinstance(it, dict):
+            continue
+        t = it.get("type")
+        if t == "function_call":
+            calls.setdefault(it.get("call_id"), i)
+        elif t == "function_call_output":
+            outputs.setdefault(it.get("call_id"), i)
+            if it.get("call_id") not in calls:
+                raise _oerr(f"No tool call found for function call output with call_id {it.get('call_id')}.", "input", None)
+        elif t == "reasoning":
+            p = f"input[{i}]"
+            rid = it.get("id")
+            if not isinstance(it.get("summary"), list):
+                raise _oerr(f"Missing required parameter: '{p}.summary'.", f"{p}.summary", "missing_required_parameter")
+            for j, sm in enumerate(it["summary"]):
+                if not isinstance(sm, dict) or sm.get("type") != "summary_text" or not isinstance(sm.get("text"), str):
+                    raise _oerr(f"Invalid value for '{p}.summary[{j}]': expected a summary_text object.", f"{p}.summary[{j}]", "invalid_value")
+            enc = it.get("encrypted_content")
+            with _issued_lock:
+                known_enc = _issued_enc.get(enc) if isinstance(enc, str) else None
+                stored = rid in _issued_rs
+                follower = _rs_follower.get(rid)
+            if enc is not None:
+                if known_enc is None:
+                    shown = enc[:4] + "..." + enc[-4:] if isinstance(enc, str) and len(enc) > 8 else enc
+                    raise _oerr(f"The encrypted content {shown} could not be verified. Reason: Encrypted content could not be decrypted or parsed.",
+                                None, "invalid_encrypted_content")
+            elif body.get("store") is False:
+                raise ApiError(404, {"error": {"message": f"Item with id '{rid}' not found. Items are not persisted when `store` is set to false. Try again with `store` set to true, or remove this item from your input.",
+                                               "type": "invalid_request_error", "param": "input", "code": None}})
+            elif not stored:
+                raise ApiError(404, {"error": {"message": f"Item with id '{rid}' not found.", "type": "invalid_request_error",
+                                               "param": "input", "code": None}})
+            nxt = inp[i + 1] if i + 1 < len(inp) else None
+            if follower and not (isinstance(nxt, dict) and (nxt.get("type") == "function_call" or
+                                                             (nxt.get("type", "message") == "message" and nxt.get("role") == "assistant"))):
+                raise _oerr(f"Item '{rid}' of type 'reasoning' was provided without its required following item.", "input", None)
+            rs_ids.add(rid)
+    for i, it in enumerate(inp):
+        if isinstance(it, dict) and it.get("type") == "function_call" and it.get("id"):
+            with _issued_lock:
+                need = _fc_reasoning.get(it["id"])
+            if need and need not in rs_ids:
+                raise _oerr(f"Item '{it['id']}' of type 'function_call' was provided without its required 'reasoning' item: '{need}'.", "input", None)
+    for cid in calls:
+        if cid not in outputs:
+            raise _oerr(f"No tool output found for function call {cid}.", "input", None)
 
 
 def _aerr(msg):
@@ -729,6 +1157,81 @@ def validate_anthropic(body: dict, beta: bool, count_only=False):
             raise _aerr("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
         if bt >= body["max_tokens"]:
             raise _aerr("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size")
+    if isinstance(th, dict) and th.get("type") not in (None, "enabled", "adaptive", "disabled"):
+        raise _aerr(f"thinking: Input tag '{th.get('type')}' found using 'type' does not match any of the expected tags: 'adaptive', 'disabled', 'enabled'")
+    tc = body.get("tool_choice")
+    if isinstance(th, dict) and th.get("type") in ("enabled", "adaptive") and isinstance(tc, dict) and tc.get("type") in ("any", "tool"):
+        raise _aerr("Thinking may not be enabled when tool_choice forces tool use.")
+    validate_anthropic_replay(body)
+
+
+TOOL_ID_RE = re.compile(r"[a-zA-Z0-9_-]+")
+
+
+def validate_anthropic_replay(body: dict):
+    """Thinking signatures verify; tool_use blocks are answered by tool_result blocks at the
+    start of the next user message (P-A2); with thinking on, the assistant turn of an ongoing
+    tool loop starts with its thinking block."""
+    msgs = body["messages"]
+    for i, m in enumerate(msgs):
+        c = m["content"]
+        if not isinstance(c, list):
+            continue
+        for j, b in enumerate(c):
+            t = b.get("type")
+            if t == "thinking":
+                if m["role"] != "assistant":
+                    raise _aerr(f"messages.{i}.content.{j}: `thinking` blocks are only allowed in `assistant` messages")
+                if not isinstance(b.get("thinking"), str):
+                    raise _aerr(f"messages.{i}.content.{j}.thinking.thinking: Field required")
+                if not isinstance(b.get("signature"), str):
+                    raise _aerr(f"messages.{i}.content.{j}.thinking.signature: Field required")
+                if b["signature"] != anthropic_signature(b["thinking"]):
+                    raise _aerr(f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+            elif t == "redacted_thinking" and not isinstance(b.get("data"), str):
+                raise _aerr(f"messages.{i}.content.{j}.redacted_thinking.data: Field required")
+            elif t == "tool_result":
+                if not TOOL_ID_RE.fullmatch(b["tool_use_id"]):
+                    raise _aerr(f"messages.{i}.content.{j}.tool_result.tool_use_id: String should match pattern '^[a-zA-Z0-9_-]+$'")
+                rc = b.get("content")
+                if isinstance(rc, list):
+                    for k, x in enumerate(rc):
+                        if isinstance(x, dict) and x.get("type") == "text" and not x.get("text"):
+                            raise _aerr(f"messages.{i}.content.{j}.tool_result.content.{k}: text content blocks must be non-empty")
+    for i, m in enumerate(msgs):
+        c = m["content"] if isinstance(m["content"], list) else []
+        uses = [b["id"] for b in c if b.get("type") == "tool_use"]
+        if m["role"] == "assistant" and uses and i + 1 < len(msgs):
+            nc = msgs[i + 1]["content"] if isinstance(msgs[i + 1]["content"], list) else []
+            leading = []
+            for b in nc:
+                if b.get("type") != "tool_result":
+                    break
+                leading.append(b["tool_use_id"])
+            missing = [u for u in uses if u not in leading]
+            if missing:
+                raise _aerr(f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {', '.join(missing)}. "
+                            "Each `tool_use` block must have a corresponding `tool_result` block in the next message.")
+        if m["role"] == "user":
+            prev = msgs[i - 1]["content"] if i > 0 and isinstance(msgs[i - 1]["content"], list) else []
+            prev_uses = {b.get("id") for b in prev if b.get("type") == "tool_use"}
+            for j, b in enumerate(c):
+                if b.get("type") == "tool_result" and b["tool_use_id"] not in prev_uses:
+                    raise _aerr(f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {b['tool_use_id']}. "
+                                "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.")
+    th = body.get("thinking")
+    if isinstance(th, dict) and th.get("type") in ("enabled", "adaptive") and len(msgs) >= 2:
+        last = msgs[-1]
+        lc = last["content"] if isinstance(last["content"], list) else []
+        if last["role"] == "user" and any(b.get("type") == "tool_result" for b in lc):
+            i = len(msgs) - 2
+            ac = msgs[i]["content"] if isinstance(msgs[i]["content"], list) else [{"type": "text"}]
+            if msgs[i]["role"] == "assistant" and ac and ac[0].get("type") not in ("thinking", "redacted_thinking"):
+                raise _aerr(f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{ac[0].get('type')}`. "
+                            "When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the "
+                            "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from "
+                            "previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at "
+                            "https://docs.claude.com/en/docs/build-with-claude/extended-thinking")
 
 
 def _gunknown(name, where=None):
@@ -786,8 +1289,152 @@ def validate_gemini_contents(contents, path="contents", field_prefix="GenerateCo
                 raise _gerr(f"Invalid value at '{pp}.text' (TYPE_STRING), {json.dumps(part['text'])}")
             for fr_key in ("functionResponse", "function_response"):
                 fr = part.get(fr_key)
-                if fr is not None and (not isinstance(fr, dict) or not isinstance(fr.get("name"), str) or not isinstance(fr.get("response", {}), dict)):
-                    raise _gerr(f"Invalid value at '{pp}.function_response' (type.googleapis.com/google.protobuf.Struct), {json.dumps(fr)}")
+                if fr is None:
+                    continue
+                if not isinstance(fr, dict):
+                    raise _gerr(f"Invalid value at '{pp}.function_response' (type.googleapis.com/google.ai.generativelanguage.v1beta.FunctionResponse), {json.dumps(fr)}")
+                for k in fr:
+                    if k not in ("id", "name", "response", "parts", "willContinue", "will_continue", "scheduling"):
+                        raise _gunknown(k, f"{pp}.function_response")
+                if not isinstance(fr.get("name"), str) or not fr["name"]:
+                    raise _gerr(f"* {field_prefix}.{pp}.function_response.name: Name cannot be empty.\n")
+                if not isinstance(fr.get("response", {}), dict):
+                    raise _gerr(f"Invalid value at '{pp}.function_response.response' (type.googleapis.com/google.protobuf.Struct), {json.dumps(fr['response'])}")
+            for fc_key in ("functionCall", "function_call"):
+                fc = part.get(fc_key)
+                if fc is None:
+                    continue
+                if not isinstance(fc, dict) or not isinstance(fc.get("name"), str) or not fc["name"]:
+                    raise _gerr(f"* {field_prefix}.{pp}.function_call.name: Name cannot be empty.\n")
+                if not isinstance(fc.get("args", {}), dict):
+                    raise _gerr(f"Invalid value at '{pp}.function_call.args' (type.googleapis.com/google.protobuf.Struct), {json.dumps(fc['args'])}")
+
+
+GEMINI_THINKING_FIELDS = _camel_and_snake({"includeThoughts", "thinkingBudget", "thinkingLevel"})
+GEMINI_TOOL_FIELDS = _camel_and_snake({
+    "functionDeclarations", "googleSearch", "googleSearchRetrieval", "codeExecution", "urlContext", "fileSearch",
+    "googleMaps", "computerUse", "mcpServers", "retrieval", "enterpriseWebSearch",
+})
+GEMINI_DECL_FIELDS = _camel_and_snake({
+    "name", "description", "parameters", "parametersJsonSchema", "response", "responseJsonSchema", "behavior",
+})
+# google.ai.generativelanguage.v1beta.Schema (the OpenAPI subset; no additionalProperties, $schema, $ref, const...)
+GEMINI_SCHEMA_FIELDS = _camel_and_snake({
+    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties", "required",
+    "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf", "propertyOrdering",
+    "default", "items", "minimum", "maximum",
+})
+GEMINI_TYPES = {"TYPE_UNSPECIFIED", "STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"}
+
+
+def validate_gemini_schema(schema, where: str):
+    if not isinstance(schema, dict):
+        raise _gerr(f"Invalid value at '{where}' (type.googleapis.com/google.ai.generativelanguage.v1beta.Schema), {json.dumps(schema)}")
+    for k in schema:
+        if k not in GEMINI_SCHEMA_FIELDS:
+            raise _gunknown(k, where)
+    t = schema.get("type")
+    if t is not None and (not isinstance(t, str) or t.upper() not in GEMINI_TYPES):
+        raise _gerr(f"Invalid value at '{where}.type' (type.googleapis.com/google.ai.generativelanguage.v1beta.Type), {json.dumps(t)}")
+    enum = schema.get("enum")
+    if enum is not None:
+        for i, v in enumerate(enum if isinstance(enum, list) else [enum]):
+            if not isinstance(v, str):
+                raise _gerr(f"Invalid value at '{where}.enum[{i}]' (TYPE_STRING), {json.dumps(v)}")
+    req = schema.get("required")
+    if req is not None and (not isinstance(req, list) or not all(isinstance(x, str) for x in req)):
+        raise _gerr(f"Invalid value at '{where}.required' (TYPE_STRING), {json.dumps(req)}")
+    props = schema.get("properties")
+    if props is not None:
+        if not isinstance(props, dict):
+            raise _gerr(f"Invalid value at '{where}.properties' (type.googleapis.com/google.ai.generativelanguage.v1beta.Schema.PropertiesEntry), {json.dumps(props)}")
+        for i, (_, sub) in enumerate(props.items()):
+            validate_gemini_schema(sub, f"{where}.properties[{i}].value")
+    if schema.get("items") is not None:
+        validate_gemini_schema(schema["items"], f"{where}.items")
+    for key in ("anyOf", "any_of"):
+        for i, sub in enumerate(schema.get(key) or []):
+            validate_gemini_schema(sub, f"{where}.any_of[{i}]")
+
+
+def validate_gemini_tools(tools: list):
+    for i, t in enumerate(tools):
+        tp = f"tools[{i}]"
+        if not isinstance(t, dict):
+            raise _gerr(f"Invalid value at '{tp}' (type.googleapis.com/google.ai.generativelanguage.v1beta.Tool), {json.dumps(t)}")
+        for k in t:
+            if k not in GEMINI_TOOL_FIELDS:
+                raise _gunknown(k, tp)
+        decls = gem(t, "functionDeclarations")
+        if decls is None:
+            continue
+        if not isinstance(decls, list):
+            decls = [decls]
+        for j, d in enumerate(decls):
+            dp = f"{tp}.function_declarations[{j}]"
+            if not isinstance(d, dict):
+                raise _gerr(f"Invalid value at '{dp}' (type.googleapis.com/google.ai.generativelanguage.v1beta.FunctionDeclaration), {json.dumps(d)}")
+            for k in d:
+                if k not in GEMINI_DECL_FIELDS:
+                    raise _gunknown(k, dp)
+            name = d.get("name")
+            if not isinstance(name, str) or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,127}", name):
+                raise _gerr(f"* GenerateContentRequest.{dp}.name: Invalid function name. Must start with a letter or an underscore. "
+                            "Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 128.\n")
+            params, pjs = gem(d, "parameters"), gem(d, "parametersJsonSchema")
+            if params is not None and pjs is not None:
+                raise _gerr(f"* GenerateContentRequest.{dp}: parameters and parameters_json_schema must not both be set.\n")
+            if params is not None:
+                validate_gemini_schema(params, f"{dp}.parameters")
+            if pjs is not None and not isinstance(pjs, dict):
+                raise _gerr(f"Invalid value at '{dp}.parameters_json_schema' (type.googleapis.com/google.protobuf.Value), {json.dumps(pjs)}")
+
+
+def validate_gemini_turns(contents, thinking: bool):
+    """Function-call/response pairing (P-G2, P-G3) and thought signatures (P-G4)."""
+    if isinstance(contents, dict):
+        contents = [contents]
+    contents = [c for c in contents or [] if isinstance(c, dict)]
+
+    def parts_of(c):
+        ps = c.get("parts")
+        return [ps] if isinstance(ps, dict) else [p for p in ps or [] if isinstance(p, dict)]
+
+    last_plain_user = -1
+    for i, c in enumerate(contents):
+        ps = parts_of(c)
+        if c.get("role", "user") == "user" and not any(gem(p, "functionResponse") is not None for p in ps):
+            last_plain_user = i
+    for i, c in enumerate(contents):
+        ps = parts_of(c)
+        role = c.get("role", "user")
+        for j, p in enumerate(ps):
+            sig = gem(p, "thoughtSignature")
+            if sig is not None:
+                if not b64_valid(sig) and sig not in GEMINI_DUMMY_SIGNATURES:
+                    raise _gerr(f"Invalid value at 'contents[{i}].parts[{j}].thought_signature' (TYPE_BYTES), Base64 decoding failed for \"{sig}\"")
+                if not gemini_signature_known(sig):
+                    raise _gerr("Corrupted thought signature.")
+        calls = [p for p in ps if gem(p, "functionCall") is not None]
+        responses = [p for p in ps if gem(p, "functionResponse") is not None]
+        if role == "model" and calls:
+            prev = contents[i - 1] if i > 0 else None
+            if prev is None or prev.get("role", "user") != "user":
+                raise _gerr("Please ensure that function call turn comes immediately after a user turn or after a function response turn.")
+            if thinking and i > last_plain_user and gem(calls[0], "thoughtSignature") is None:
+                fc = gem(calls[0], "functionCall") or {}
+                pos = ps.index(calls[0]) + 1
+                raise _gerr("Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
+                            "correctly, and missing thought_signature may lead to degraded model performance. Additional data, "
+                            f"function call `default_api:{fc.get('name')}` , position {pos}. Please refer to "
+                            "https://ai.google.dev/gemini-api/docs/thought-signatures for more details.")
+        if responses:
+            prev = contents[i - 1] if i > 0 else None
+            prev_calls = [p for p in parts_of(prev) if gem(p, "functionCall") is not None] if prev and prev.get("role") == "model" else []
+            if not prev_calls:
+                raise _gerr("Please ensure that function response turn comes immediately after a function call turn.")
+            if len(responses) != len(prev_calls):
+                raise _gerr("Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.")
 
 
 def validate_gemini(body: dict, method: str):
@@ -834,6 +1481,25 @@ def validate_gemini(body: dict, method: str):
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, (list, dict)):
         raise _gerr(f"Invalid value at 'tools' (type.googleapis.com/google.ai.generativelanguage.v1beta.Tool), {json.dumps(tools)}")
+    if tools is not None:
+        validate_gemini_tools(tools if isinstance(tools, list) else [tools])
+    if gc is not None:
+        tc = gem(gc, "thinkingConfig")
+        if tc is not None:
+            if not isinstance(tc, dict):
+                raise _gerr(f"Invalid value at 'generation_config.thinking_config' (type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig), {json.dumps(tc)}")
+            for k in tc:
+                if k not in GEMINI_THINKING_FIELDS:
+                    raise _gunknown(k, "generation_config.thinking_config")
+            if gem(tc, "thinkingBudget") is not None and gem(tc, "thinkingLevel") is not None:
+                raise _gerr("Thinking budget and thinking level cannot be set at the same time.")
+            lvl = gem(tc, "thinkingLevel")
+            if lvl is not None and str(lvl).upper() not in ("MINIMAL", "LOW", "MEDIUM", "HIGH", "THINKING_LEVEL_UNSPECIFIED"):
+                raise _gerr(f"Invalid value at 'generation_config.thinking_config.thinking_level' (type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingConfig.ThinkingLevel), {json.dumps(lvl)}")
+            b = gem(tc, "thinkingBudget")
+            if b is not None and not is_int(b):
+                raise _gerr(f"Invalid value at 'generation_config.thinking_config.thinking_budget' (TYPE_INT32), {json.dumps(b)}")
+    validate_gemini_turns(body.get("contents"), thinking_request("gemini", body) is not None)
 
 
 # --------------------------------------------------------------------------------------
@@ -843,26 +1509,32 @@ def now() -> int:
     return int(time.time())
 
 
-def chat_usage(pt, ct):
+def chat_usage(pt, ct, rt=0):
     return {
-        "prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct,
+        "prompt_tokens": pt, "completion_tokens": ct + rt, "total_tokens": pt + ct + rt,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+        "completion_tokens_details": {"reasoning_tokens": rt, "audio_tokens": 0,
                                       "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
     }
 
 
-def chat_reply(body):
-    text = reply_text("chat", body)
+def chat_reply(body, model=None):
+    plan = Plan("chat", body, body["model"])
     pt = prompt_tokens(body, ("messages", "tools"))
-    ct = approx_tokens(text)
+    ct, rt = plan.output_tokens(), plan.reasoning_tokens
     cid, created, model = f"chatcmpl-mock{next_id():08d}", now(), body["model"]
     n = body.get("n") or 1
+    calls = [(f"call_mock{next_id():012d}", name, json.dumps(args)) for name, args in plan.calls]
+    message = {"role": "assistant", "content": plan.text, "refusal": None, "annotations": []}
+    if calls:
+        message["tool_calls"] = [{"id": i, "type": "function", "function": {"name": nm, "arguments": a}} for i, nm, a in calls]
+    if plan.reasoning:
+        message["reasoning_content"] = plan.reasoning
+    finish = "tool_calls" if calls else "stop"
     full = {
         "id": cid, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": i, "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
-                     "logprobs": None, "finish_reason": "stop"} for i in range(n)],
-        "usage": chat_usage(pt, ct * n), "service_tier": "default", "system_fingerprint": "fp_mock01",
+        "choices": [{"index": i, "message": message, "logprobs": None, "finish_reason": finish} for i in range(n)],
+        "usage": chat_usage(pt, ct * n, rt * n), "service_tier": "default", "system_fingerprint": "fp_mock01",
     }
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
@@ -874,16 +1546,24 @@ def chat_reply(body):
             c["usage"] = usage
         return "data: " + json.dumps(c) + "\n\n"
 
-    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
-    events += [chunk({"content": piece}) for piece in split_chunks(text)]
-    terminal = [chunk({}, "stop")]
+    events = [chunk({"role": "assistant", "content": "" if plan.text is not None else None, "refusal": None})]
+    if plan.reasoning:
+        events += [chunk({"reasoning_content": piece}) for piece in split_two(plan.reasoning)]
+    if plan.text is not None:
+        events += [chunk({"content": piece}) for piece in split_chunks(plan.text)]
+    for index, (call_id, name, args) in enumerate(calls):
+        events.append(chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
+                                             "function": {"name": name, "arguments": ""}}]}))
+        events += [chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}) for piece in split_json(args)]
+    terminal = [chunk({}, finish)]
     if include_usage:
-        terminal.append(chunk(None, choices=False, usage=chat_usage(pt, ct)))
+        terminal.append(chunk(None, choices=False, usage=chat_usage(pt, ct, rt)))
     terminal.append("data: [DONE]\n\n")
     return full, events, terminal
 
 
 def responses_object(body, rid, status, output, usage, created):
+    r = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
     return {
         "id": rid, "object": "response", "created_at": created, "status": status,
         "background": False, "completed_at": now() if status == "completed" else None,
@@ -891,7 +1571,7 @@ def responses_object(body, rid, status, output, usage, created):
         "max_output_tokens": body.get("max_output_tokens"), "max_tool_calls": body.get("max_tool_calls"),
         "model": body["model"], "output": output, "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"), "prompt_cache_key": body.get("prompt_cache_key"),
-        "reasoning": {"effort": None, "summary": None}, "safety_identifier": body.get("safety_identifier"),
+        "reasoning": {"effort": r.get("effort"), "summary": r.get("summary")}, "safety_identifier": body.get("safety_identifier"),
         "service_tier": "default", "store": body.get("store", True), "temperature": body.get("temperature", 1.0),
         "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
         "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools", []), "top_logprobs": 0,
@@ -900,16 +1580,13 @@ def responses_object(body, rid, status, output, usage, created):
     }
 
 
-def responses_reply(body):
-    text = reply_text("responses", body)
+def responses_reply(body, model=None):
+    plan = Plan("responses", body, body["model"])
     pt = prompt_tokens(body, ("input", "instructions", "tools"))
-    ct = approx_tokens(text)
-    rid, mid, created = f"resp_mock{next_id():016d}", f"msg_mock{next_id():016d}", now()
+    ct, rt = plan.output_tokens(), plan.reasoning_tokens
+    rid, created = f"resp_mock{next_id():016d}", now()
     usage = {"input_tokens": pt, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-             "output_tokens": ct, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": pt + ct}
-    part_done = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-    item_done = {"id": mid, "type": "message", "status": "completed", "role": "assistant", "content": [part_done]}
-    full = responses_object(body, rid, "completed", [item_done], usage, created)
+             "output_tokens": ct + rt, "output_tokens_details": {"reasoning_tokens": rt}, "total_tokens": pt + ct + rt}
     seq = itertools.count(0)
 
     def ev(type_, **fields):
@@ -917,67 +1594,170 @@ def responses_reply(body):
         return f"event: {type_}\ndata: {json.dumps(d)}\n\n"
 
     pending = responses_object(body, rid, "in_progress", [], None, created)
-    events = [ev("response.created", response=pending), ev("response.in_progress", response=pending),
-              ev("response.output_item.added", output_index=0,
-                 item={"id": mid, "type": "message", "status": "in_progress", "role": "assistant", "content": []}),
-              ev("response.content_part.added", item_id=mid, output_index=0, content_index=0,
-                 part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})]
-    for piece in split_chunks(text):
-        events.append(ev("response.output_text.delta", item_id=mid, output_index=0, content_index=0, delta=piece, logprobs=[]))
-    events.append(ev("response.output_text.done", item_id=mid, output_index=0, content_index=0, text=text, logprobs=[]))
-    events.append(ev("response.content_part.done", item_id=mid, output_index=0, content_index=0, part=part_done))
-    events.append(ev("response.output_item.done", output_index=0, item=item_done))
+    events = [ev("response.created", response=pending), ev("response.in_progress", response=pending)]
+    output = []
+    rs_id = None
+    if plan.reasoning:
+        rs_id = f"rs_mock{next_id():016d}"
+        enc = issue_encrypted(rs_id, plan.reasoning)
+        summary = [{"type": "summary_text", "text": plan.reasoning}] if plan.summary else []
+        item = {"id": rs_id, "type": "reasoning", "summary": summary, "encrypted_content": enc}
+        oi = len(output)
+        events.append(ev("response.output_item.added", output_index=oi, item={"id": rs_id, "type": "reasoning", "summary": []}))
+        if plan.summary:
+            events.append(ev("response.reasoning_summary_part.added", item_id=rs_id, output_index=oi, summary_index=0,
+                             part={"type": "summary_text", "text": ""}))
+            for piece in split_two(plan.reasoning):
+                events.append(ev("response.reasoning_summary_text.delta", item_id=rs_id, output_index=oi, summary_index=0, delta=piece))
+            events.append(ev("response.reasoning_summary_text.done", item_id=rs_id, output_index=oi, summary_index=0, text=plan.reasoning))
+            events.append(ev("response.reasoning_summary_part.done", item_id=rs_id, output_index=oi, summary_index=0,
+                             part={"type": "summary_text", "text": plan.reasoning}))
+        events.append(ev("response.output_item.done", output_index=oi, item=item))
+        output.append(item)
+    for name, args in plan.calls:
+        fc_id, call_id, a = f"fc_mock{next_id():016d}", f"call_mock{next_id():012d}", json.dumps(args)
+        if rs_id:
+            with _issued_lock:
+                _fc_reasoning[fc_id] = rs_id
+                _rs_follower.setdefault(rs_id, fc_id)
+        oi = len(output)
+        item = {"id": fc_id, "type": "function_call", "status": "completed", "call_id": call_id, "name": name, "arguments": a}
+        events.append(ev("response.output_item.added", output_index=oi, item=dict(item, status="in_progress", arguments="")))
+        for piece in split_json(a):
+            events.append(ev("response.function_call_arguments.delta", item_id=fc_id, output_index=oi, delta=piece))
+        events.append(ev("response.function_call_arguments.done", item_id=fc_id, output_index=oi, name=name, arguments=a))
+        events.append(ev("response.output_item.done", output_index=oi, item=item))
+        output.append(item)
+    if plan.text is not None:
+        mid, text, oi = f"msg_mock{next_id():016d}", plan.text, len(output)
+        if rs_id:
+            with _issued_lock:
+                _fc_reasoning[mid] = rs_id
+                _rs_follower.setdefault(rs_id, mid)
+        part_done = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        item_done = {"id": mid, "type": "message", "status": "completed", "role": "assistant", "content": [part_done]}
+        events += [ev("response.output_item.added", output_index=oi,
+                      item={"id": mid, "type": "message", "status": "in_progress", "role": "assistant", "content": []}),
+                   ev("response.content_part.added", item_id=mid, output_index=oi, content_index=0,
+                      part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})]
+        for piece in split_chunks(text):
+            events.append(ev("response.output_text.delta", item_id=mid, output_index=oi, content_index=0, delta=piece, logprobs=[]))
+        events.append(ev("response.output_text.done", item_id=mid, output_index=oi, content_index=0, text=text, logprobs=[]))
+        events.append(ev("response.content_part.done", item_id=mid, output_index=oi, content_index=0, part=part_done))
+        events.append(ev("response.output_item.done", output_index=oi, item=item_done))
+        output.append(item_done)
+    full = responses_object(body, rid, "completed", output, usage, created)
     terminal = [ev("response.completed", response=full)]
     return full, events, terminal
 
 
-def anthropic_usage(pt, ct):
-    return {"input_tokens": pt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
-            "output_tokens": ct, "service_tier": "standard", "inference_geo": "not_available"}
+def anthropic_usage(pt, ct, rt=0):
+    u = {"input_tokens": pt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+         "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+         "output_tokens": ct + rt, "service_tier": "standard", "inference_geo": "not_available"}
+    if rt:
+        u["output_tokens_details"] = {"thinking_tokens": rt}
+    return u
 
 
-def anthropic_reply(body):
-    text = reply_text("anthropic", body)
+def anthropic_reply(body, model=None):
+    plan = Plan("anthropic", body, body["model"])
     pt = prompt_tokens(body, ("messages", "system", "tools"))
-    ct = approx_tokens(text)
+    ct, rt = plan.output_tokens(), plan.reasoning_tokens
     mid = f"msg_01Mock{next_id():016d}"
+    content = []
+    if plan.reasoning:
+        shown = plan.reasoning if plan.show else ""
+        content.append({"type": "thinking", "thinking": shown, "signature": anthropic_signature(shown)})
+    if plan.text is not None:
+        content.append({"type": "text", "text": plan.text})
+    for name, args in plan.calls:
+        content.append({"type": "tool_use", "id": f"toolu_01Mock{next_id():014d}", "name": name, "input": args})
+    stop = "tool_use" if plan.calls else "end_turn"
     full = {"id": mid, "type": "message", "role": "assistant", "model": body["model"],
-            "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-            "stop_details": None, "usage": anthropic_usage(pt, ct)}
+            "content": content, "stop_reason": stop, "stop_sequence": None,
+            "stop_details": None, "usage": anthropic_usage(pt, ct, rt)}
 
     def ev(type_, **fields):
         return f"event: {type_}\ndata: {json.dumps({'type': type_, **fields})}\n\n"
 
     start = dict(full, content=[], stop_reason=None, usage=anthropic_usage(pt, 1))
-    events = [ev("message_start", message=start),
-              ev("content_block_start", index=0, content_block={"type": "text", "text": ""}),
-              ev("ping")]
-    for piece in split_chunks(text):
-        events.append(ev("content_block_delta", index=0, delta={"type": "text_delta", "text": piece}))
-    events.append(ev("content_block_stop", index=0))
-    terminal = [ev("message_delta", delta={"stop_reason": "end_turn", "stop_sequence": None, "stop_details": None},
-                   usage={"input_tokens": pt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": ct}),
+    start["usage"].pop("output_tokens_details", None)
+    events = [ev("message_start", message=start)]
+    for index, block in enumerate(content):
+        if block["type"] == "thinking":
+            events.append(ev("content_block_start", index=index, content_block={"type": "thinking", "thinking": "", "signature": ""}))
+            if index == 0:
+                events.append(ev("ping"))
+            if block["thinking"]:
+                for piece in split_two(block["thinking"]):
+                    events.append(ev("content_block_delta", index=index, delta={"type": "thinking_delta", "thinking": piece}))
+            events.append(ev("content_block_delta", index=index, delta={"type": "signature_delta", "signature": block["signature"]}))
+        elif block["type"] == "text":
+            events.append(ev("content_block_start", index=index, content_block={"type": "text", "text": ""}))
+            if index == 0:
+                events.append(ev("ping"))
+            for piece in split_chunks(block["text"]):
+                events.append(ev("content_block_delta", index=index, delta={"type": "text_delta", "text": piece}))
+        else:
+            events.append(ev("content_block_start", index=index,
+                             content_block={"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}))
+            if index == 0:
+                events.append(ev("ping"))
+            for piece in split_json(json.dumps(block["input"])):
+                events.append(ev("content_block_delta", index=index, delta={"type": "input_json_delta", "partial_json": piece}))
+        events.append(ev("content_block_stop", index=index))
+    final_usage = {"input_tokens": pt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": ct + rt}
+    if rt:
+        final_usage["output_tokens_details"] = {"thinking_tokens": rt}
+    terminal = [ev("message_delta", delta={"stop_reason": stop, "stop_sequence": None, "stop_details": None}, usage=final_usage),
                 ev("message_stop")]
     return full, events, terminal
 
 
 def gemini_reply(body, model):
-    text = reply_text("gemini", body)
+    plan = Plan("gemini", body, model)
     pt = prompt_tokens(body, ("contents", "systemInstruction", "system_instruction", "tools"))
-    ct = approx_tokens(text)
+    ct, rt = plan.output_tokens(), plan.reasoning_tokens
     rid = f"mockResp{next_id():010d}"
-    usage = {"promptTokenCount": pt, "candidatesTokenCount": ct, "totalTokenCount": pt + ct,
+    usage = {"promptTokenCount": pt, "candidatesTokenCount": ct, "totalTokenCount": pt + ct + rt,
              "promptTokensDetails": [{"modality": "TEXT", "tokenCount": pt}]}
-    full = {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+    if rt:
+        usage["thoughtsTokenCount"] = rt
+    thought_parts = [{"text": plan.reasoning, "thought": True}] if plan.reasoning and plan.show else []
+    call_parts = []
+    for i, (name, args) in enumerate(plan.calls):
+        part = {"functionCall": {"name": name, "args": args}}
+        if plan.reasoning and i == 0:  # parallel calls: only the first carries the signature
+            part["thoughtSignature"] = issue_gemini_signature({"name": name, "args": args})
+        call_parts.append(part)
+    text_pieces = split_chunks(plan.text) if plan.text is not None else []
+    text_sig = issue_gemini_signature({"text": plan.text}) if plan.reasoning and plan.text is not None else None
+    parts = list(thought_parts) + call_parts
+    if plan.text is not None:
+        p = {"text": plan.text}
+        if text_sig:
+            p["thoughtSignature"] = text_sig
+        parts.append(p)
+    full = {"candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}],
             "usageMetadata": usage, "modelVersion": model, "responseId": rid}
-    pieces = split_chunks(text)
+
+    chunk_parts = []  # one list of parts per chunk
+    if thought_parts:
+        chunk_parts += [[{"text": piece, "thought": True}] for piece in split_two(plan.reasoning)]
+    if call_parts:
+        chunk_parts.append(call_parts)  # function calls arrive whole, in one chunk
+    for i, piece in enumerate(text_pieces):
+        p = {"text": piece}
+        if text_sig and i == len(text_pieces) - 1:
+            p["thoughtSignature"] = text_sig
+        chunk_parts.append([p])
     chunks = []
-    for i, piece in enumerate(pieces):
-        cand = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
+    for i, cp in enumerate(chunk_parts):
+        cand = {"content": {"parts": cp, "role": "model"}, "index": 0}
         c = {"candidates": [cand], "usageMetadata": {"promptTokenCount": pt, "totalTokenCount": pt},
              "modelVersion": model, "responseId": rid}
-        if i == len(pieces) - 1:
+        if i == len(chunk_parts) - 1:
             cand["finishReason"] = "STOP"
             c["usageMetadata"] = usage
         chunks.append(c)
@@ -1152,6 +1932,7 @@ class Handler(BaseHTTPRequestHandler):
             model = gem_model if api == "gemini" else body.get("model") or ""
             self.reply(api, op, body, model, dict(parse_qsl(query)))
         except ApiError as e:
+            self.record["error"] = e.body
             self.send_json(e.status, e.body, rate_headers(api or "chat") + e.headers,
                            "application/json; charset=UTF-8" if api == "gemini" else "application/json")
         except (BrokenPipeError, ConnectionResetError):
@@ -1299,24 +2080,35 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_stream(events, terminal, headers, "text/event-stream; charset=utf-8", model)
         return self.send_nonstream(full, headers, "application/json", model)
 
+    @staticmethod
+    def hang_seconds(model):
+        """mock-hang-mid stalls 60 s; mock-hang-mid-<ms> stalls <ms> (then the connection drops)."""
+        if model == "mock-hang-mid":
+            return 60.0
+        m = re.fullmatch(r"mock-hang-mid-(\d+)", model)
+        return int(m.group(1)) / 1000.0 if m else None
+
     def send_nonstream(self, obj, headers, ctype, model):
         data = json.dumps(obj, indent=2).encode()
-        if model in ("mock-truncate", "mock-hang-mid"):
+        hang = self.hang_seconds(model)
+        if model == "mock-truncate" or hang is not None:
             self.start(200, headers, ctype, len(data))
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
-            if model == "mock-hang-mid":
-                self.stall()
+            if hang is not None:
+                self.stall(hang)
             self.close_connection = True
             return
         self.send_bytes(200, data, headers, ctype)
 
     def send_stream(self, events, terminal, headers, ctype, model):
         self.start(200, headers + [("Cache-Control", "no-cache")], ctype)
-        if model == "mock-hang-mid":
+        hang = self.hang_seconds(model)
+        if hang is not None:
             for e in events[:2]:
                 self.write_chunk(e)
-            return self.stall()
+            self.record["status"] = "hung-mid"
+            return self.stall(hang)
         if model == "mock-truncate":
             for e in events[: max(1, len(events) // 2)]:
                 self.write_chunk(e)

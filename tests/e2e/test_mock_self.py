@@ -417,7 +417,9 @@ def test_openai_chat_tool_roundtrip_is_valid(oai):
                                                                "function": {"name": "w", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
         {"role": "user", "content": "thanks"}],
-        tools=[{"type": "function", "function": {"name": "w", "parameters": {"type": "object", "properties": {}}}}])
+        # tool_choice none: with tools declared the mock otherwise answers with a tool call
+        tools=[{"type": "function", "function": {"name": "w", "parameters": {"type": "object", "properties": {}}}}],
+        tool_choice="none")
     assert r.choices[0].message.content.endswith("thanks")
 
 

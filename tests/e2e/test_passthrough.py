@@ -4,6 +4,7 @@ checked against what the mock upstream received; plus the cross-protocol matrix 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import time
 
@@ -59,7 +60,7 @@ def test_chat_body_forwarded_with_only_model_rewritten(gateway, mock_upstream):
             "metadata": {"k": "v"}, "n": 1, "stop": ["\n\n"], "top_p": 0.9, "presence_penalty": 0.5,
             "response_format": {"type": "text"}, "store": False,
             "tools": [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}],
-            "tool_choice": "auto",
+            "tool_choice": "none",  # with tools and a free choice the mock would answer with a tool call
             "messages": [{"role": "system", "content": "sys ✓ ünïcode"},
                          {"role": "user", "content": [{"type": "text", "text": "part one"}, {"type": "text", "text": " part two"}]}]}
     r = gateway.post("/v1/chat/completions", headers=AUTH, json=sent)
@@ -210,8 +211,12 @@ def test_anthropic_body_forwarded_with_only_model_rewritten(gateway, mock_upstre
             "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}],
             "metadata": {"user_id": "u"}, "thinking": {"type": "enabled", "budget_tokens": 1024},
             "tools": [{"name": "t", "description": "d", "input_schema": {"type": "object", "properties": {}}}],
+            "tool_choice": {"type": "none"},  # else the mock answers the follow-up text with a tool call
             "messages": [{"role": "user", "content": "q"},
-                         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}}]},
+                         # with thinking on, the tool-loop turn must start with its (byte-exact, signed) thinking block
+                         {"role": "assistant", "content": [
+                             {"type": "thinking", "thinking": "t ✓", "signature": "sig-" + hashlib.sha256("t ✓".encode()).hexdigest()},
+                             {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}}]},
                          {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"},
                                                       {"type": "text", "text": "and now?"}]}]}
     r = gateway.post("/claude/v1/messages", headers=ANT_AUTH, json=sent)
