@@ -364,3 +364,31 @@ fn truncated_upstream_streams_end_with_the_callers_error_event() {
         }
     }
 }
+
+#[test]
+fn upstream_errors_become_the_callers_errors_with_mapped_status() {
+    // (upstream protocol, status, body) → the kind every client must see.
+    let cases: [(Protocol, u16, &str, u16, &str, &str); 5] = [
+        (Protocol::Claude, 529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, 503, "overloaded_error", "UNAVAILABLE"),
+        (Protocol::Gemini, 503, r#"{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}"#, 503, "overloaded_error", "UNAVAILABLE"),
+        (Protocol::OpenAiChat, 429, r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#, 429, "rate_limit_error", "RESOURCE_EXHAUSTED"),
+        (Protocol::Gemini, 400, r#"{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT"}}"#, 400, "invalid_request_error", "INVALID_ARGUMENT"),
+        (Protocol::OpenAiResponses, 500, "upstream exploded", 500, "api_error", "INTERNAL"),
+    ];
+    for (upstream, status, body, mapped, claude_type, google_status) in cases {
+        let e = protocols::decode_error(upstream, status, body.as_bytes());
+        for client in all() {
+            let wire: Value = serde_json::from_str(&e.render(client)).unwrap();
+            let expected_status = if client == Protocol::Claude && mapped == 503 { 529 } else { mapped };
+            assert_eq!(e.status_for(client), expected_status, "{upstream:?} {status} → {client:?}");
+            match client {
+                Protocol::Claude => assert_eq!(wire["error"]["type"], claude_type),
+                Protocol::Gemini => assert_eq!(wire["error"]["status"], google_status),
+                _ => assert!(wire["error"]["message"].as_str().unwrap().len() > 3),
+            }
+            // The upstream's message reaches the caller.
+            let message = wire["error"]["message"].as_str().unwrap();
+            assert!(body.contains(message) || message.contains("exploded"), "{message}");
+        }
+    }
+}
