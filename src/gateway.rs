@@ -129,6 +129,16 @@ pub fn begin(req: &Request, setup: &Setup) -> Begin {
             let e = GatewayError::new(ErrorKind::NotFound, format!("No endpoint {} {} on this gateway.", req.method, req.path));
             return Begin::Reply(Reply::error(&e, protocol));
         }
+        // Codex first tries a WebSocket on /v1/responses and falls back to HTTP only on 426.
+        Matched::MethodNotAllowed { protocol: Protocol::OpenAiResponses, .. }
+            if (req.header)("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")) =>
+        {
+            let e = GatewayError::new(ErrorKind::InvalidRequest, "WebSocket mode is not supported; use HTTP (POST with stream: true).");
+            let mut reply = Reply::error(&e, Protocol::OpenAiResponses);
+            reply.status = 426;
+            reply.headers.push(("upgrade".into(), "HTTP/1.1".into()));
+            return Begin::Reply(reply);
+        }
         Matched::MethodNotAllowed { protocol, allow } => {
             let e = GatewayError::new(
                 ErrorKind::MethodNotAllowed,

@@ -336,3 +336,11 @@ fn upstream_headers_and_failures() {
     let r = upstream_failure(&fw, &Failure::Timeout);
     assert_eq!(r.status, 504);
 }
+
+#[test]
+fn websocket_attempts_on_responses_get_426() {
+    let f = fixture();
+    let r = reply(&f, "GET", "/v1/responses", &[AUTH, ("upgrade", "websocket")], "");
+    assert_eq!(r.status, 426);
+    assert_eq!(reply(&f, "GET", "/v1/responses", &[AUTH], "").status, 405);
+}
