@@ -18,6 +18,7 @@ pub mod ir;
 pub mod jsonc;
 pub mod json_fields;
 pub mod models;
+pub mod policy;
 pub mod protocols;
 pub mod route;
 pub mod sse;
