@@ -100,7 +100,7 @@ fn main() {
         let bytes = long_stream(upstream);
         let base = time(|| baseline(&bytes));
         for client in ALL {
-            let c = Conversion { client, upstream, meta: meta(), options: EncodeOptions { include_usage: true }, framing: StreamFraming::Sse, stream: true, count: false };
+            let c = Conversion { client, upstream, meta: meta(), options: EncodeOptions { include_usage: true }, framing: StreamFraming::Sse, stream: true, count: false, hide_reasoning: false };
             let t = time(|| convert(&bytes, &c));
             let mbs = |secs: f64| bytes.len() as f64 / secs / 1e6;
             worst = worst.max(t / base);

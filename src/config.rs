@@ -10,17 +10,54 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::policy::{BreakerPolicy, RetryPolicy};
 use crate::protocols::Protocol;
 
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_FIRST_BYTE_MS: u64 = 600_000;
+pub const DEFAULT_IDLE_MS: u64 = 300_000;
+pub const DEFAULT_TOTAL_MS: u64 = 1_800_000;
+pub const DEFAULT_KEEPALIVE_MS: u64 = 15_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Sorted by id, so model lists are stable.
     pub providers: BTreeMap<String, Provider>,
+    /// Named routes clients use as models.
+    pub routes: BTreeMap<String, RouteConfig>,
+    /// Patterns sending bare vendor model names (`claude-…`) to a provider, first match
+    /// wins; `None` means the built-in defaults (see `routing`).
+    pub model_routing: Option<Vec<NameRule>>,
     pub limits: Limits,
     pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    pub breaker: BreakerPolicy,
+    /// Keepalive interval during upstream silences in streams (0 = off).
+    pub keepalive_ms: u64,
+    /// The Durable Object binding sharing breaker and key state across isolates.
+    pub state_binding: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Targets in order; the next one when a target fails.
+    Fallback,
+    /// One target picked by weight, then the rest in order when it fails.
+    Weighted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    pub strategy: Strategy,
+    /// `provider.model` names with weights (1 for fallback routes).
+    pub targets: Vec<(String, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameRule {
+    /// Glob patterns (`*` matches any run of characters).
+    pub patterns: Vec<String>,
+    pub provider: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,9 +68,13 @@ pub struct Limits {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
-    /// How long to wait for an upstream's response headers. Streams are never cut once
-    /// their headers have arrived.
+    /// How long to wait for an upstream's response headers (and, for streams, its first
+    /// event).
     pub first_byte_ms: u64,
+    /// Longest silence between two events of a stream.
+    pub idle_ms: u64,
+    /// Longest a whole request may take, stream included.
+    pub total_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,10 +114,9 @@ impl ProviderType {
     }
 }
 
-/// Where a provider's upstream key comes from.
+/// Where one of a provider's upstream keys comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiKeySource {
-    None,
     Inline(String),
     /// The name of a Worker secret or variable holding the key (a Workers secret holds
     /// at most 5 KB, so keys can live outside the config).
@@ -129,7 +169,8 @@ pub struct Provider {
     pub kind: ProviderType,
     /// Normalised (scheme present, no trailing `/`); empty only for echo.
     pub base_urls: Vec<String>,
-    pub api_key: ApiKeySource,
+    /// The key pool: rotated per request; empty only for echo.
+    pub api_keys: Vec<ApiKeySource>,
     pub headers: Vec<(String, String)>,
     pub endpoints: Endpoints,
     pub quirks: Quirks,
@@ -274,6 +315,131 @@ impl Validator {
         }
     }
 
+    fn non_negative(&mut self, path: &str, v: &Value) -> Option<u64> {
+        match v.as_u64() {
+            Some(n) => Some(n),
+            None => {
+                self.err(path, format!("expected a non-negative integer, got {}", v));
+                None
+            }
+        }
+    }
+
+    /// A value that may be one item or a non-empty list of them, with each item's path.
+    fn one_or_many<'v>(&mut self, path: &str, v: &'v Value) -> Vec<(String, &'v Value)> {
+        match v {
+            Value::Array(items) if items.is_empty() => {
+                self.err(path, "must not be an empty list");
+                Vec::new()
+            }
+            Value::Array(items) => items.iter().enumerate().map(|(i, x)| (format!("{path}[{i}]"), x)).collect(),
+            other => vec![(path.to_string(), other)],
+        }
+    }
+
+    fn routes(&mut self, v: &Value, providers: &BTreeMap<String, Provider>) -> BTreeMap<String, RouteConfig> {
+        let mut routes = BTreeMap::new();
+        let Some(map) = self.object("routes", v) else { return routes };
+        for (name, rv) in map {
+            if is_note(name) {
+                continue;
+            }
+            let path = join("routes", name);
+            if name.contains('.') || name.trim().is_empty() {
+                self.err(&path, "route names must be non-empty and contain no '.' (that is how provider.model names are told apart)");
+                continue;
+            }
+            let Some(r) = self.object(&path, rv) else { continue };
+            self.unknown_keys(&path, r, &["strategy", "targets"]);
+            let strategy = match r.get("strategy").and_then(Value::as_str) {
+                None | Some("fallback") => Strategy::Fallback,
+                Some("weighted") | Some("loadbalance") => Strategy::Weighted,
+                Some(other) => {
+                    self.err(&join(&path, "strategy"), format!("unknown strategy \"{other}\"; expected fallback or weighted"));
+                    continue;
+                }
+            };
+            let mut targets = Vec::new();
+            match r.get("targets") {
+                Some(Value::Array(items)) if !items.is_empty() => {
+                    for (i, item) in items.iter().enumerate() {
+                        let tpath = format!("{path}.targets[{i}]");
+                        let (model, weight) = match item {
+                            Value::String(m) => (m.trim().to_string(), 1),
+                            Value::Object(o) => {
+                                let Some(m) = o.get("model").and_then(Value::as_str) else {
+                                    self.err(&tpath, "expected {\"model\": \"provider.model\", \"weight\": n}");
+                                    continue;
+                                };
+                                let weight = match o.get("weight") {
+                                    None => 1,
+                                    Some(w) => self.non_negative(&join(&tpath, "weight"), w).unwrap_or(1) as u32,
+                                };
+                                (m.trim().to_string(), weight)
+                            }
+                            other => {
+                                self.err(&tpath, format!("expected \"provider.model\" or an object, got {}", kind_name(other)));
+                                continue;
+                            }
+                        };
+                        let resolvable = model
+                            .split_once('.')
+                            .and_then(|(p, m)| providers.get(p).map(|prov| prov.model(m).is_some()))
+                            .unwrap_or(false);
+                        if !resolvable {
+                            self.err(&tpath, format!("\"{model}\" is not a configured provider.model"));
+                            continue;
+                        }
+                        targets.push((model, weight));
+                    }
+                    if strategy == Strategy::Weighted && targets.iter().all(|(_, w)| *w == 0) {
+                        self.err(&join(&path, "targets"), "a weighted route needs at least one target with a weight above 0");
+                    }
+                }
+                _ => {
+                    self.err(&join(&path, "targets"), "expected a non-empty list of provider.model names");
+                    continue;
+                }
+            }
+            routes.insert(name.clone(), RouteConfig { strategy, targets });
+        }
+        routes
+    }
+
+    fn model_routing(&mut self, v: &Value, providers: &BTreeMap<String, Provider>) -> Vec<NameRule> {
+        let mut rules = Vec::new();
+        let Value::Array(items) = v else {
+            self.err("modelRouting", format!("expected a list of {{\"match\": \"claude-*\", \"provider\": \"id\"}}, got {}", kind_name(v)));
+            return rules;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("modelRouting[{i}]");
+            let Some(m) = self.object(&path, item) else { continue };
+            self.unknown_keys(&path, m, &["match", "provider"]);
+            let mut patterns = Vec::new();
+            match m.get("match") {
+                Some(v) => {
+                    for (ppath, p) in self.one_or_many(&join(&path, "match"), v) {
+                        if let Some(p) = self.string(&ppath, p) {
+                            patterns.push(p);
+                        }
+                    }
+                }
+                None => self.err(&join(&path, "match"), "missing; a pattern such as \"claude-*\""),
+            }
+            let provider = match m.get("provider").and_then(|p| self.string(&join(&path, "provider"), p)) {
+                Some(p) if providers.contains_key(&p) => p,
+                Some(p) => {
+                    self.err(&join(&path, "provider"), format!("no provider \"{p}\" is configured"));
+                    continue;
+                }
+                None => continue,
+            };
+            rules.push(NameRule { patterns, provider });
+        }
+        rules
+    }
+
     fn positive(&mut self, path: &str, v: &Value) -> Option<u64> {
         match v.as_u64() {
             Some(n) if n > 0 => Some(n),
@@ -289,7 +455,11 @@ impl Validator {
             self.err("ANY_API_CONFIG", format!("must be a JSON object, got {}", kind_name(root)));
             return None;
         };
-        self.unknown_keys("", map, &["version", "providers", "limits", "timeouts"]);
+        self.unknown_keys(
+            "",
+            map,
+            &["version", "providers", "routes", "modelRouting", "limits", "timeouts", "retry", "breaker", "keepaliveMs", "stateBinding"],
+        );
         match map.get("version") {
             None => {}
             Some(v) if v.as_u64() == Some(1) || v.as_str() == Some("1") => {}
@@ -323,16 +493,60 @@ impl Validator {
                 }
             }
         }
-        let mut timeouts = Timeouts { first_byte_ms: DEFAULT_FIRST_BYTE_MS };
+        let mut timeouts = Timeouts { first_byte_ms: DEFAULT_FIRST_BYTE_MS, idle_ms: DEFAULT_IDLE_MS, total_ms: DEFAULT_TOTAL_MS };
         if let Some(v) = map.get("timeouts") {
             if let Some(m) = self.object("timeouts", v) {
-                self.unknown_keys("timeouts", m, &["firstByteMs"]);
-                if let Some(n) = m.get("firstByteMs") {
-                    timeouts.first_byte_ms = self.positive("timeouts.firstByteMs", n).unwrap_or(timeouts.first_byte_ms);
+                self.unknown_keys("timeouts", m, &["firstByteMs", "idleMs", "totalMs"]);
+                for (key, slot) in [("firstByteMs", &mut timeouts.first_byte_ms), ("idleMs", &mut timeouts.idle_ms), ("totalMs", &mut timeouts.total_ms)] {
+                    if let Some(n) = m.get(key) {
+                        *slot = self.positive(&format!("timeouts.{key}"), n).unwrap_or(*slot);
+                    }
                 }
             }
         }
-        Some(Config { providers, limits, timeouts })
+        let mut retry = RetryPolicy::default();
+        if let Some(v) = map.get("retry") {
+            if let Some(m) = self.object("retry", v) {
+                let known = ["attemptsPerTarget", "maxAttempts", "backoffMs", "maxBackoffMs", "maxRetryAfterMs", "deadlineMs", "maxSubrequests"];
+                self.unknown_keys("retry", m, &known);
+                for (key, value) in m {
+                    let path = format!("retry.{key}");
+                    match key.as_str() {
+                        "attemptsPerTarget" => retry.attempts_per_target = self.positive(&path, value).unwrap_or(1) as u32,
+                        "maxAttempts" => retry.max_attempts = self.positive(&path, value).unwrap_or(1) as u32,
+                        "backoffMs" => retry.backoff_ms = self.non_negative(&path, value).unwrap_or(0),
+                        "maxBackoffMs" => retry.max_backoff_ms = self.non_negative(&path, value).unwrap_or(0),
+                        "maxRetryAfterMs" => retry.max_retry_after_ms = self.non_negative(&path, value).unwrap_or(0),
+                        "deadlineMs" => retry.deadline_ms = self.positive(&path, value).unwrap_or(1),
+                        "maxSubrequests" => retry.max_subrequests = self.positive(&path, value).unwrap_or(1) as u32,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let mut breaker = BreakerPolicy::default();
+        if let Some(v) = map.get("breaker") {
+            if let Some(m) = self.object("breaker", v) {
+                self.unknown_keys("breaker", m, &["failures", "cooldownMs"]);
+                if let Some(n) = m.get("failures") {
+                    breaker.failures = self.positive("breaker.failures", n).unwrap_or(3) as u32;
+                }
+                if let Some(n) = m.get("cooldownMs") {
+                    breaker.cooldown_ms = self.positive("breaker.cooldownMs", n).unwrap_or(60_000);
+                }
+            }
+        }
+        let keepalive_ms = match map.get("keepaliveMs") {
+            Some(v) => self.non_negative("keepaliveMs", v).unwrap_or(DEFAULT_KEEPALIVE_MS),
+            None => DEFAULT_KEEPALIVE_MS,
+        };
+        let state_binding = map.get("stateBinding").and_then(|v| self.string("stateBinding", v));
+        let routes = match map.get("routes") {
+            Some(v) => self.routes(v, &providers),
+            None => BTreeMap::new(),
+        };
+        let model_routing = map.get("modelRouting").map(|v| self.model_routing(v, &providers));
+        Some(Config { providers, routes, model_routing, limits, timeouts, retry, breaker, keepalive_ms, state_binding })
     }
 
     fn provider(&mut self, id: &str, v: &Value) -> Option<Provider> {
@@ -393,33 +607,31 @@ impl Validator {
             }
         }
 
-        let api_key = match (map.get("apiKey"), map.get("apiKeyEnv")) {
-            (Some(_), Some(_)) => {
-                self.err(&path, "set apiKey or apiKeyEnv, not both");
-                ApiKeySource::None
+        let mut api_keys = Vec::new();
+        match (map.get("apiKey"), map.get("apiKeyEnv")) {
+            (Some(_), Some(_)) => self.err(&path, "set apiKey or apiKeyEnv, not both"),
+            (Some(v), None) => {
+                for (kpath, item) in self.one_or_many(&join(&path, "apiKey"), v) {
+                    match item {
+                        Value::String(s) if !normalize_key(s).is_empty() => api_keys.push(ApiKeySource::Inline(normalize_key(s))),
+                        Value::String(_) => self.err(&kpath, "must not be empty"),
+                        other => self.err(&kpath, format!("expected a string, got {}", kind_name(other))),
+                    }
+                }
             }
-            (Some(v), None) => match v {
-                Value::String(s) if !normalize_key(s).is_empty() => ApiKeySource::Inline(normalize_key(s)),
-                Value::String(_) => {
-                    self.err(&join(&path, "apiKey"), "must not be empty");
-                    ApiKeySource::None
+            (None, Some(v)) => {
+                for (kpath, item) in self.one_or_many(&join(&path, "apiKeyEnv"), v) {
+                    if let Some(name) = self.string(&kpath, item) {
+                        api_keys.push(ApiKeySource::Env(name));
+                    }
                 }
-                other => {
-                    self.err(&join(&path, "apiKey"), format!("expected a string, got {}", kind_name(other)));
-                    ApiKeySource::None
-                }
-            },
-            (None, Some(v)) => match self.string(&join(&path, "apiKeyEnv"), v) {
-                Some(name) => ApiKeySource::Env(name),
-                None => ApiKeySource::None,
-            },
+            }
             (None, None) => {
                 if !echo {
                     self.err(&path, "missing apiKey or apiKeyEnv (the name of a Worker secret holding the upstream key)");
                 }
-                ApiKeySource::None
             }
-        };
+        }
 
         let mut headers = Vec::new();
         if let Some(v) = map.get("headers") {
@@ -495,7 +707,7 @@ impl Validator {
             id: id.to_string(),
             kind: kind?,
             base_urls,
-            api_key,
+            api_keys,
             headers,
             endpoints,
             quirks,
@@ -650,7 +862,7 @@ mod tests {
         .unwrap();
         let oa = &c.providers["oa"];
         assert_eq!(oa.base_urls, vec!["https://api.openai.com/v1"]);
-        assert_eq!(oa.api_key, ApiKeySource::Inline("sk-1".into()));
+        assert_eq!(oa.api_keys, vec![ApiKeySource::Inline("sk-1".into())]);
         assert_eq!(oa.headers, vec![("x-org".to_string(), "o".to_string())]);
         assert!(oa.quirks.no_instructions);
         let gpt = oa.model("gpt").unwrap();
@@ -661,7 +873,7 @@ mod tests {
         assert!(oa.model("other").is_none());
         let an = &c.providers["an"];
         assert_eq!(an.base_urls.len(), 2);
-        assert_eq!(an.api_key, ApiKeySource::Env("ANT_KEY".into()));
+        assert_eq!(an.api_keys, vec![ApiKeySource::Env("ANT_KEY".into())]);
         assert_eq!(an.model("claude-x").unwrap().upstream_model, "claude-x");
         assert_eq!(c.providers["e"].model("anything").unwrap().upstream_model, "anything");
         assert_eq!(c.limits.max_body_bytes, 1000);
@@ -710,5 +922,60 @@ mod tests {
     fn auth_keys_are_normalised() {
         assert_eq!(auth_keys(Some(" a "), Some("b, ,a,\"c\"")), vec!["a", "b", "c"]);
         assert!(auth_keys(None, Some(" , ")).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod routing_config_tests {
+    use super::*;
+
+    #[test]
+    fn routes_rules_pools_and_policies() {
+        let c = parse(
+            r#"{"providers": {
+                  "a": {"type": "claude", "baseURL": "https://a.test", "apiKey": ["k1", "k2"], "models": ["m1"]},
+                  "b": {"type": "gemini", "baseURL": "https://b.test", "apiKeyEnv": ["B1", "B2"]}
+                },
+                "routes": {
+                  "smart": {"strategy": "fallback", "targets": ["a.m1", "b.gemini-2.5-pro"]},
+                  "lb": {"strategy": "weighted", "targets": [{"model": "a.m1", "weight": 3}, {"model": "b.x", "weight": 1}]}
+                },
+                "modelRouting": [{"match": ["claude-*"], "provider": "a"}, {"match": "*/*", "provider": "b"}],
+                "retry": {"attemptsPerTarget": 3, "maxAttempts": 5, "deadlineMs": 30000},
+                "breaker": {"failures": 2, "cooldownMs": 1000},
+                "timeouts": {"firstByteMs": 1000, "idleMs": 2000, "totalMs": 3000},
+                "keepaliveMs": 0,
+                "stateBinding": "GATEWAY_STATE"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.providers["a"].api_keys.len(), 2);
+        assert_eq!(c.providers["b"].api_keys, vec![ApiKeySource::Env("B1".into()), ApiKeySource::Env("B2".into())]);
+        assert_eq!(c.routes["smart"].targets, vec![("a.m1".to_string(), 1), ("b.gemini-2.5-pro".to_string(), 1)]);
+        assert_eq!(c.routes["lb"].strategy, Strategy::Weighted);
+        assert_eq!(c.model_routing.as_ref().unwrap()[1].patterns, vec!["*/*"]);
+        assert_eq!((c.retry.attempts_per_target, c.retry.max_attempts, c.retry.deadline_ms), (3, 5, 30_000));
+        assert_eq!((c.breaker.failures, c.breaker.cooldown_ms), (2, 1000));
+        assert_eq!((c.timeouts.idle_ms, c.timeouts.total_ms, c.keepalive_ms), (2000, 3000, 0));
+        assert_eq!(c.state_binding.as_deref(), Some("GATEWAY_STATE"));
+    }
+
+    #[test]
+    fn bad_routes_are_reported_with_paths() {
+        let errors = parse(
+            r#"{"providers": {"a": {"type": "claude", "baseURL": "https://a.test", "apiKey": [], "models": ["m1"]}},
+                "routes": {"x.y": {"targets": ["a.m1"]}, "r": {"strategy": "random", "targets": ["a.m1"]},
+                           "s": {"targets": ["a.nope", "zz.m"]}, "t": {"targets": []}},
+                "modelRouting": [{"match": "claude-*", "provider": "ghost"}]}"#,
+        )
+        .unwrap_err()
+        .0;
+        let has = |s: &str| errors.iter().any(|e| e.contains(s));
+        assert!(has("providers.a.apiKey: must not be an empty list"), "{errors:?}");
+        assert!(has("routes.x.y: route names must be non-empty and contain no '.'"), "{errors:?}");
+        assert!(has("routes.r.strategy: unknown strategy \"random\""), "{errors:?}");
+        assert!(has("routes.s.targets[0]: \"a.nope\" is not a configured provider.model"), "{errors:?}");
+        assert!(has("routes.s.targets[1]"), "{errors:?}");
+        assert!(has("routes.t.targets: expected a non-empty list"), "{errors:?}");
+        assert!(has("modelRouting[0].provider: no provider \"ghost\""), "{errors:?}");
     }
 }

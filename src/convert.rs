@@ -23,6 +23,8 @@ pub struct Conversion {
     pub stream: bool,
     /// A token-count request (count_tokens / countTokens / input_tokens).
     pub count: bool,
+    /// Reasoning is produced but not shown to the caller (a `-thinking` alias).
+    pub hide_reasoning: bool,
 }
 
 pub struct StreamConverter {
@@ -33,6 +35,8 @@ pub struct StreamConverter {
     /// Set once the caller's stream has ended (cleanly or with an error event).
     closed: bool,
     started: bool,
+    hide_reasoning: bool,
+    failure: Option<GatewayError>,
 }
 
 impl StreamConverter {
@@ -44,7 +48,15 @@ impl StreamConverter {
             events: Vec::new(),
             closed: false,
             started: false,
+            hide_reasoning: c.hide_reasoning,
+            failure: None,
         }
+    }
+
+    /// Whether the first IR event (the answer's start) has gone to the caller: before
+    /// it, a failure can still be retried elsewhere.
+    pub fn started(&self) -> bool {
+        self.started
     }
 
     /// Whether the caller's stream is complete; later input is ignored.
@@ -107,6 +119,9 @@ impl StreamConverter {
 
     fn drain(&mut self, out: &mut Vec<u8>) {
         for event in self.events.drain(..) {
+            if self.hide_reasoning && matches!(event, StreamEvent::ReasoningDelta(_) | StreamEvent::ReasoningEnd(_)) {
+                continue;
+            }
             if matches!(event, StreamEvent::Start { .. }) {
                 self.started = true;
             }
@@ -120,6 +135,12 @@ impl StreamConverter {
     fn fail(&mut self, error: &GatewayError, out: &mut Vec<u8>) {
         self.encoder.error(error, out);
         self.closed = true;
+        self.failure = Some(error.clone());
+    }
+
+    /// The error that ended the stream, if one did.
+    pub fn failure(&self) -> Option<&GatewayError> {
+        self.failure.as_ref()
     }
 }
 
@@ -139,7 +160,10 @@ pub fn convert_body(c: &Conversion, body: &[u8]) -> Result<String, GatewayError>
         .ok_or_else(|| GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream's token count answer has no count."))?;
         return Ok(encode_count(c.client, n));
     }
-    let response = protocols::decode_response(c.upstream, &value, c.meta.clone())?;
+    let mut response = protocols::decode_response(c.upstream, &value, c.meta.clone())?;
+    if c.hide_reasoning {
+        response.parts.retain(|p| !matches!(p, crate::ir::Part::Reasoning(_)));
+    }
     Ok(protocols::encode_response(c.client, &response, c.options))
 }
 

@@ -9,6 +9,7 @@
 
 use crate::auth::{self, Presented};
 use crate::config::{ApiKeySource, Config, ProviderType};
+use crate::routing;
 use crate::convert::Conversion;
 use crate::echo;
 use crate::error::{ErrorKind, GatewayError};
@@ -78,6 +79,8 @@ pub enum Begin {
     Reply(Reply),
     /// Read the body (at most `max_body_bytes`) and call [`plan`].
     ReadBody { route: Route, max_body_bytes: u64 },
+    /// An authenticated `GET /status`: answer with [`status_reply`].
+    Status,
 }
 
 /// Headers allowed in CORS preflights when the browser does not list its own.
@@ -148,6 +151,15 @@ pub fn begin(req: &Request, setup: &Setup) -> Begin {
             reply.headers.push(("allow".into(), allow.into()));
             return Begin::Reply(reply);
         }
+        Matched::Status => {
+            return match setup {
+                Setup::Ready { keys, .. } => match auth::check(&presented(req), false, keys) {
+                    Ok(()) => Begin::Status,
+                    Err(e) => Begin::Reply(Reply::error(&e, Protocol::OpenAiChat)),
+                },
+                Setup::Broken(why) => Begin::Reply(Reply::error(&GatewayError::new(ErrorKind::Internal, why.clone()), Protocol::OpenAiChat)),
+            };
+        }
         Matched::Api(route) => route,
     };
     let protocol = route.protocol;
@@ -207,17 +219,49 @@ pub fn too_large(max: u64) -> GatewayError {
     )
 }
 
-/// Where a planned request goes and how to report on it.
+/// One upstream a planned request may go to, ready to send with any of its keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
-    pub request: UpstreamRequest,
-    pub protocol: Protocol,
-    pub stream: bool,
+pub struct PreparedTarget {
+    /// `provider.model`.
+    pub target_id: String,
     pub provider: String,
     pub upstream_model: String,
-    pub first_byte_ms: u64,
+    pub url: String,
+    /// The request headers for each key of the provider's pool.
+    pub headers_per_key: Vec<Vec<(String, String)>>,
+    pub body: Vec<u8>,
     /// `None` for passthrough; else how the answer is converted for the caller.
     pub conversion: Option<Conversion>,
+}
+
+impl PreparedTarget {
+    pub fn request(&self, key: usize) -> UpstreamRequest {
+        let headers = self.headers_per_key.get(key).or(self.headers_per_key.first()).cloned().unwrap_or_default();
+        UpstreamRequest { url: self.url.clone(), headers, body: self.body.clone() }
+    }
+}
+
+/// Where a planned request may go, in order, and the policy that governs the attempts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forward {
+    pub targets: Vec<PreparedTarget>,
+    pub protocol: Protocol,
+    pub stream: bool,
+    pub route: Option<String>,
+    pub timeouts: crate::config::Timeouts,
+    pub retry: crate::policy::RetryPolicy,
+    pub breaker: crate::policy::BreakerPolicy,
+    pub keepalive_ms: u64,
+}
+
+impl Forward {
+    /// The attempt driver's view of the targets.
+    pub fn candidates(&self) -> Vec<crate::attempts::Candidate> {
+        self.targets
+            .iter()
+            .map(|t| crate::attempts::Candidate { target_id: t.target_id.clone(), provider_id: t.provider.clone(), keys: t.headers_per_key.len().max(1) })
+            .collect()
+    }
 }
 
 pub enum Plan {
@@ -231,6 +275,8 @@ pub struct Context<'a> {
     pub request_id: &'a str,
     pub now_unix_secs: u64,
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// A number in [0, 1) choosing among weighted route targets.
+    pub pick: f64,
 }
 
 /// For logs: which provider and model a request resolved to.
@@ -271,59 +317,161 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
         .clone()
         .ok_or_else(|| GatewayError::invalid("Missing required parameter: 'model'.").with_param("model"))?;
     resolution.model = Some(model_name.clone());
-    let resolved = models::resolve(config, &model_name, protocol)?;
-    let provider = resolved.provider;
-    resolution.provider = Some(provider.id.clone());
+    let routed = routing::resolve(config, &model_name, protocol, ctx.pick)?;
+    let first = routed.targets.first().ok_or_else(|| GatewayError::new(ErrorKind::NotFound, format!("The model \"{model_name}\" has no target.")))?;
+    resolution.provider = Some(first.provider.id.clone());
     let query = route::query_pairs(req.query);
     let alt_sse = query.iter().any(|(k, v)| k == "alt" && v == "sse");
+    let meta = ResponseMeta { id: ctx.request_id.replace('-', ""), model: model_name.clone(), created: ctx.now_unix_secs };
 
-    if provider.kind == ProviderType::Echo {
+    // The IR, decoded once when some target needs it (conversion, echo, suffix aliases).
+    let needs_ir = routed.reasoning.is_some()
+        || routed.targets.iter().any(|t| t.provider.kind.protocol() != Some(protocol));
+    let ir = if needs_ir {
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| GatewayError::invalid(format!("Request body is not valid JSON: {e}.")))?;
-        let ir = protocols::decode_request(protocol, &value)?;
-        let meta = ResponseMeta { id: ctx.request_id.replace('-', ""), model: model_name, created: ctx.now_unix_secs };
-        return Ok(Plan::Reply(echo_reply(protocol, route, &envelope, &ir, meta, alt_sse)));
+        let mut ir = protocols::decode_request(protocol, &value)?;
+        ir.stream = envelope.stream;
+        if let Some(o) = routed.reasoning {
+            ir.reasoning = Some(crate::ir::ReasoningRequest {
+                effort: Some(o.effort),
+                include_thoughts: Some(o.visible),
+                ..Default::default()
+            });
+        }
+        Some(ir)
+    } else {
+        None
+    };
+
+    if first.provider.kind == ProviderType::Echo {
+        let ir = ir.as_ref().ok_or_else(|| GatewayError::new(ErrorKind::Internal, "echo needs the decoded request"))?;
+        return Ok(Plan::Reply(echo_reply(protocol, route, &envelope, ir, meta, alt_sse)));
     }
 
-    let api_key = match &provider.api_key {
-        ApiKeySource::Inline(k) => k.clone(),
-        ApiKeySource::Env(name) => match (ctx.env)(name).map(|k| crate::config::normalize_key(&k)) {
-            Some(k) if !k.is_empty() => k,
-            _ => {
-                return Err(GatewayError::new(
-                    ErrorKind::Internal,
-                    format!("Provider \"{}\" takes its key from the secret {name} (apiKeyEnv), which is not set. Set it with `wrangler secret put {name}` or in .dev.vars.", provider.id),
-                ))
-            }
-        },
-        ApiKeySource::None => {
-            return Err(GatewayError::new(ErrorKind::Internal, format!("Provider \"{}\" has no API key configured.", provider.id)))
+    let mut targets = Vec::new();
+    let mut last_error = None;
+    for t in &routed.targets {
+        if t.provider.kind == ProviderType::Echo {
+            continue;
         }
-    };
+        match prepare(req, route, &envelope, &object, body, ir.as_ref(), t, &meta, alt_sse, routed.reasoning.map(|o| !o.visible).unwrap_or(false), ctx) {
+            Ok(Prepared::Target(p)) => targets.push(p),
+            Ok(Prepared::Reply(reply)) if targets.is_empty() => return Ok(Plan::Reply(reply)),
+            Ok(Prepared::Reply(_)) => {}
+            // A target that cannot take this request (a missing secret, something its
+            // protocol cannot express) is left out while others remain.
+            Err(e) => last_error = Some(e),
+        }
+    }
+    if targets.is_empty() {
+        return Err(last_error.unwrap_or_else(|| GatewayError::new(ErrorKind::Internal, "No usable target.")));
+    }
+    Ok(Plan::Forward(Forward {
+        targets,
+        protocol,
+        stream: envelope.stream,
+        route: routed.route.clone(),
+        timeouts: config.timeouts,
+        retry: config.retry,
+        breaker: config.breaker,
+        keepalive_ms: config.keepalive_ms,
+    }))
+}
 
-    let upstream_model = resolved.model.upstream_model.clone();
+enum Prepared {
+    Target(PreparedTarget),
+    /// Answered without the upstream (a token estimate).
+    Reply(Reply),
+}
+
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    req: &Request,
+    route: &Route,
+    envelope: &Envelope,
+    object: &JsonObject,
+    body: &[u8],
+    ir: Option<&crate::ir::Request>,
+    t: &routing::Target,
+    meta: &ResponseMeta,
+    alt_sse: bool,
+    hide_reasoning: bool,
+    ctx: &Context,
+) -> Result<Prepared, GatewayError> {
+    let protocol = route.protocol;
+    let provider = t.provider;
+    let mut keys = Vec::new();
+    let mut missing = Vec::new();
+    for source in &provider.api_keys {
+        match source {
+            ApiKeySource::Inline(k) => keys.push(k.clone()),
+            ApiKeySource::Env(name) => match (ctx.env)(name).map(|k| crate::config::normalize_key(&k)) {
+                Some(k) if !k.is_empty() => keys.push(k),
+                _ => missing.push(name.clone()),
+            },
+        }
+    }
+    if keys.is_empty() {
+        let what = match missing.first() {
+            Some(name) => format!("takes its key from the secret {name} (apiKeyEnv), which is not set. Set it with `wrangler secret put {name}` or in .dev.vars."),
+            None => "has no API key configured.".to_string(),
+        };
+        return Err(GatewayError::new(ErrorKind::Internal, format!("Provider \"{}\" {what}", provider.id)));
+    }
+
+    let upstream_model = t.model.upstream_model.clone();
     let upstream_protocol = provider.kind.protocol().unwrap_or(protocol);
-    let passthrough = upstream_protocol == protocol;
-    let conversion = if passthrough {
-        None
-    } else {
-        let meta = ResponseMeta { id: ctx.request_id.replace('-', ""), model: model_name.clone(), created: ctx.now_unix_secs };
-        let framing = if protocol == Protocol::Gemini && !alt_sse { StreamFraming::JsonArray } else { StreamFraming::Sse };
-        Some(Conversion {
-            client: protocol,
-            upstream: upstream_protocol,
-            meta,
-            options: envelope.options,
-            framing,
-            stream: envelope.stream,
-            count: route.operation == Operation::CountTokens,
-        })
+    let conversion = match ir {
+        Some(_) => {
+            let framing = if protocol == Protocol::Gemini && !alt_sse { StreamFraming::JsonArray } else { StreamFraming::Sse };
+            Some(Conversion {
+                client: protocol,
+                upstream: upstream_protocol,
+                meta: meta.clone(),
+                options: envelope.options,
+                framing,
+                stream: envelope.stream,
+                count: route.operation == Operation::CountTokens,
+                hide_reasoning,
+            })
+        }
+        None => None,
     };
 
-    let (body, op, forwarded_query) = match &conversion {
-        None => {
+    let (body, op, forwarded_query) = match (&conversion, ir) {
+        (Some(c), Some(ir)) => {
+            if ir.previous_response_id.is_some() && upstream_protocol != Protocol::OpenAiResponses {
+                return Err(protocols::openai_chat::request::previous_response_id_error(&format!("a {}", upstream_protocol.name())));
+            }
+            let target = Target { model: &upstream_model, options: &t.model.options, quirks: provider.quirks };
+            let body = if c.count {
+                match upstream_protocol {
+                    Protocol::Claude => protocols::claude::request::encode_count(ir, &target)?,
+                    Protocol::Gemini => protocols::gemini::request::encode_count(ir, &target)?,
+                    Protocol::OpenAiResponses => protocols::openai_responses::request::encode_count(ir, &target)?,
+                    Protocol::OpenAiChat => {
+                        // No counting endpoint on Chat Completions: a documented estimate.
+                        let mut reply = Reply::json(200, crate::convert::encode_count(protocol, crate::estimate::request_tokens(ir)));
+                        reply.headers.push((ESTIMATE_HEADER.into(), "estimate".into()));
+                        return Ok(Prepared::Reply(reply));
+                    }
+                }
+            } else {
+                protocols::encode_request(upstream_protocol, ir, &target)?
+            };
+            let op = match (upstream_protocol, c.count, c.stream) {
+                (_, true, _) => UpstreamOp::CountTokens,
+                (Protocol::Gemini, false, true) => UpstreamOp::Gemini(GeminiMethod::StreamGenerateContent),
+                (Protocol::Gemini, false, false) => UpstreamOp::Gemini(GeminiMethod::GenerateContent),
+                _ => UpstreamOp::Generate,
+            };
+            let query = if upstream_protocol == Protocol::Gemini && c.stream && !c.count { "alt=sse".to_string() } else { String::new() };
+            (serde_json::to_vec(&body).unwrap_or_default(), op, query)
+        }
+        _ => {
             let body = match protocol {
-                Protocol::Gemini => gemini_body(&object, body, &upstream_model),
+                Protocol::Gemini => gemini_body(object, body, &upstream_model),
                 _ => object.with_field("model", &serde_json::to_string(&upstream_model).unwrap_or_default()),
             };
             let op = match (&route.gemini, &route.operation) {
@@ -340,59 +488,69 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
                 .join("&");
             (body, op, query)
         }
-        Some(c) => {
-            let value: serde_json::Value = serde_json::from_slice(body)
-                .map_err(|e| GatewayError::invalid(format!("Request body is not valid JSON: {e}.")))?;
-            let mut ir = protocols::decode_request(protocol, &value)?;
-            ir.stream = envelope.stream;
-            if ir.previous_response_id.is_some() && upstream_protocol != Protocol::OpenAiResponses {
-                return Err(protocols::openai_chat::request::previous_response_id_error(&format!("a {}", upstream_protocol.name())));
-            }
-            let target = Target { model: &upstream_model, options: &resolved.model.options, quirks: provider.quirks };
-            let body = if c.count {
-                match upstream_protocol {
-                    Protocol::Claude => protocols::claude::request::encode_count(&ir, &target)?,
-                    Protocol::Gemini => protocols::gemini::request::encode_count(&ir, &target)?,
-                    Protocol::OpenAiResponses => protocols::openai_responses::request::encode_count(&ir, &target)?,
-                    Protocol::OpenAiChat => {
-                        // No counting endpoint on Chat Completions: a documented estimate.
-                        let mut reply = Reply::json(200, crate::convert::encode_count(protocol, crate::estimate::request_tokens(&ir)));
-                        reply.headers.push((ESTIMATE_HEADER.into(), "estimate".into()));
-                        return Ok(Plan::Reply(reply));
-                    }
-                }
-            } else {
-                protocols::encode_request(upstream_protocol, &ir, &target)?
-            };
-            let op = match (upstream_protocol, c.count, c.stream) {
-                (_, true, _) => UpstreamOp::CountTokens,
-                (Protocol::Gemini, false, true) => UpstreamOp::Gemini(GeminiMethod::StreamGenerateContent),
-                (Protocol::Gemini, false, false) => UpstreamOp::Gemini(GeminiMethod::GenerateContent),
-                _ => UpstreamOp::Generate,
-            };
-            let query = if upstream_protocol == Protocol::Gemini && c.stream && !c.count { "alt=sse".to_string() } else { String::new() };
-            (serde_json::to_vec(&body).unwrap_or_default(), op, query)
-        }
     };
     let base = provider.base_urls.first().cloned().unwrap_or_default();
     let url = upstream::url(provider, &base, op, &upstream_model, &forwarded_query);
     let accept = if conversion.is_some() { None } else { (req.header)("accept") };
-    let headers = upstream::headers(
-        provider,
-        &api_key,
-        (req.header)("anthropic-version").as_deref(),
-        (req.header)("anthropic-beta").as_deref(),
-        accept.as_deref(),
-    );
-    Ok(Plan::Forward(Forward {
-        request: UpstreamRequest { url, headers, body },
-        protocol,
-        stream: envelope.stream,
+    let (version, beta) = if conversion.is_some() {
+        (None, None)
+    } else {
+        ((req.header)("anthropic-version"), (req.header)("anthropic-beta"))
+    };
+    let headers_per_key = keys
+        .iter()
+        .map(|k| upstream::headers(provider, k, version.as_deref(), beta.as_deref(), accept.as_deref()))
+        .collect();
+    Ok(Prepared::Target(PreparedTarget {
+        target_id: t.id.clone(),
         provider: provider.id.clone(),
         upstream_model,
-        first_byte_ms: config.timeouts.first_byte_ms,
+        url,
+        headers_per_key,
+        body,
         conversion,
     }))
+}
+
+/// `GET /status`: each target's breaker and each provider's key cooldowns as this
+/// isolate sees them. Key values never appear, only their positions in the pool.
+pub fn status_reply(config: &Config, health: &crate::attempts::Health, now_ms: u64) -> Reply {
+    use crate::policy::BreakerState;
+    let mut targets: Vec<(&String, &crate::policy::Breaker)> = health.breakers.iter().collect();
+    targets.sort_by(|a, b| a.0.cmp(b.0));
+    let targets: Vec<serde_json::Value> = targets
+        .into_iter()
+        .map(|(id, b)| {
+            let state = match b.state(now_ms) {
+                BreakerState::Closed => "closed",
+                BreakerState::Open => "open",
+                BreakerState::HalfOpen => "half-open",
+            };
+            serde_json::json!({
+                "target": id,
+                "breaker": state,
+                "consecutiveFailures": b.consecutive_failures,
+                "openForMs": b.open_until_ms.saturating_sub(now_ms),
+            })
+        })
+        .collect();
+    let providers: Vec<serde_json::Value> = config
+        .providers
+        .values()
+        .filter(|p| p.kind != ProviderType::Echo)
+        .map(|p| {
+            let pool = health.pools.get(&p.id);
+            let keys: Vec<serde_json::Value> = (0..p.api_keys.len())
+                .map(|i| {
+                    let until = pool.and_then(|pool| pool.cooldown_until_ms.get(i).copied()).unwrap_or(0);
+                    serde_json::json!({"key": i, "coolingDownForMs": until.saturating_sub(now_ms)})
+                })
+                .collect();
+            serde_json::json!({"provider": p.id, "type": p.kind.protocol().map(|x| x.name()).unwrap_or("echo"), "keys": keys})
+        })
+        .collect();
+    let body = serde_json::json!({"scope": "isolate", "targets": targets, "providers": providers});
+    Reply::json(200, body.to_string())
 }
 
 /// Response header marking a token count the gateway estimated (no upstream counter).
@@ -468,36 +626,40 @@ pub fn upstream_reply_headers(upstream_headers: &[(String, String)]) -> Vec<(Str
     out
 }
 
-/// Why an upstream attempt produced no response.
+/// Why an upstream attempt produced no usable response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// Connection refused or reset, DNS failure, TLS failure… (the runtime's message).
     Unreachable(String),
-    /// No response headers within `first_byte_ms`.
-    Timeout,
+    /// No response headers (or first stream event) within `ms`, per the named setting.
+    Timeout { ms: u64, setting: &'static str },
+    /// A 2xx stream that ended or failed before its first event.
+    BrokenStream(String),
 }
 
-pub fn upstream_failure(forward: &Forward, failure: &Failure) -> Reply {
+pub fn upstream_failure(forward: &Forward, target: &PreparedTarget, failure: &Failure) -> Reply {
+    let provider = &target.provider;
     let e = match failure {
         Failure::Unreachable(why) => GatewayError::new(
             ErrorKind::UpstreamUnreachable,
-            format!("Provider \"{}\" could not be reached: {}", forward.provider, scrub(why, &forward.request)),
+            format!("Provider \"{provider}\" could not be reached: {}", scrub(why, target)),
         ),
-        Failure::Timeout => GatewayError::new(
+        Failure::Timeout { ms, setting } => GatewayError::new(
             ErrorKind::Timeout,
-            format!(
-                "Provider \"{}\" did not answer within {} ms (timeouts.firstByteMs).",
-                forward.provider, forward.first_byte_ms
-            ),
+            format!("Provider \"{provider}\" did not answer within {ms} ms ({setting})."),
+        ),
+        Failure::BrokenStream(why) => GatewayError::new(
+            ErrorKind::UpstreamUnreachable,
+            format!("Provider \"{provider}\" started a stream that failed before its first event: {}", scrub(why, target)),
         ),
     };
     Reply::error(&e, forward.protocol)
 }
 
 /// Removes any header value of the upstream request (keys!) from a runtime message.
-fn scrub(message: &str, request: &UpstreamRequest) -> String {
+fn scrub(message: &str, target: &PreparedTarget) -> String {
     let mut out: String = message.chars().take(300).collect();
-    for (_, value) in &request.headers {
+    for (_, value) in target.headers_per_key.iter().flatten() {
         if value.len() >= 8 {
             out = out.replace(value.as_str(), "[redacted]");
             if let Some(bare) = value.strip_prefix("Bearer ") {
@@ -522,6 +684,13 @@ pub struct LogLine {
     pub duration_ms: u64,
     pub upstream_status: Option<u16>,
     pub error: Option<String>,
+    /// The route name, when the model was one.
+    pub route: Option<String>,
+    /// The target that answered (`provider.model`) and the upstream model name.
+    pub target: Option<String>,
+    pub upstream_model: Option<String>,
+    /// Every attempt: target, key index (pools only), outcome, duration.
+    pub attempts: Vec<crate::attempts::AttemptRecord>,
 }
 
 impl LogLine {

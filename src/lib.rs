@@ -6,6 +6,7 @@
 //! - a thin edge ([`edge`], wasm32 only) that moves bytes between the Workers runtime
 //!   (Request, Env, fetch, ReadableStream) and the core.
 
+pub mod attempts;
 pub mod auth;
 pub mod carrier;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod models;
 pub mod policy;
 pub mod protocols;
 pub mod route;
+pub mod routing;
 pub mod sse;
 pub mod upstream;
 pub mod wire;

@@ -46,6 +46,8 @@ pub struct Route {
 pub enum Matched {
     /// `GET /health` and friends: answered without auth, revealing nothing.
     Health,
+    /// `GET /status`: breaker and key-pool state (authenticated).
+    Status,
     Api(Route),
     MethodNotAllowed { protocol: Protocol, allow: &'static str },
     NotFound(Protocol),
@@ -75,6 +77,14 @@ pub fn route(method: &str, raw_path: &str) -> Matched {
     if path == "/" || path == "/health" || path == "/v1/health" {
         return if is("GET") || is("HEAD") {
             Matched::Health
+        } else {
+            Matched::MethodNotAllowed { protocol: Protocol::OpenAiChat, allow: "GET, HEAD, OPTIONS" }
+        };
+    }
+
+    if path == "/status" {
+        return if is("GET") || is("HEAD") {
+            Matched::Status
         } else {
             Matched::MethodNotAllowed { protocol: Protocol::OpenAiChat, allow: "GET, HEAD, OPTIONS" }
         };

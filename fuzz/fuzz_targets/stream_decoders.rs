@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
             framing: if data[0] & 4 == 0 { StreamFraming::Sse } else { StreamFraming::JsonArray },
             stream: true,
             count: false,
+            hide_reasoning: false,
         };
         let mut conv = StreamConverter::new(&c);
         let cut = split.min(body.len());

@@ -33,9 +33,10 @@ fn run(f: &Fixture, method: &str, path_and_query: &str, headers: &[(&str, &str)]
     let setup = Setup::Ready { config: &f.config, keys: &f.keys };
     match begin(&req, &setup) {
         Begin::Reply(r) => Ok(r),
+        Begin::Status => Ok(status_reply(&f.config, &crate::attempts::Health::default(), 0)),
         Begin::ReadBody { route, .. } => {
             let env = |name: &str| (name == "RESP_KEY").then(|| "sk-from-env".to_string());
-            let ctx = Context { request_id: "req-1", now_unix_secs: 1_700_000_000, env: &env };
+            let ctx = Context { request_id: "req-1", now_unix_secs: 1_700_000_000, env: &env, pick: 0.0 };
             let mut resolution = Resolution::default();
             match plan(&req, &route, body.as_bytes(), &f.config, &ctx, &mut resolution) {
                 Plan::Reply(r) => Ok(r),
@@ -46,7 +47,7 @@ fn run(f: &Fixture, method: &str, path_and_query: &str, headers: &[(&str, &str)]
 }
 
 fn reply(f: &Fixture, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    run(f, method, path, headers, body).unwrap_or_else(|fw| panic!("expected a reply, got a forward to {}", fw.request.url))
+    run(f, method, path, headers, body).unwrap_or_else(|fw| panic!("expected a reply, got a forward to {}", fw.targets[0].url))
 }
 
 fn forward(f: &Fixture, path: &str, headers: &[(&str, &str)], body: &str) -> Forward {
@@ -54,6 +55,10 @@ fn forward(f: &Fixture, path: &str, headers: &[(&str, &str)], body: &str) -> For
         Err(fw) => fw,
         Ok(r) => panic!("expected a forward, got {} {:?}", r.status, r.body),
     }
+}
+
+fn req0(fw: &Forward) -> crate::upstream::UpstreamRequest {
+    fw.targets[0].request(0)
 }
 
 fn json(r: &Reply) -> Value {
@@ -169,33 +174,34 @@ fn passthrough_rewrites_only_the_model() {
     let f = fixture();
     let body = r#"{"model":"oai.mini","messages":[{"role":"user","content":"hi"}],"temperature":1.0,"stream":true}"#;
     let fw = forward(&f, "/v1/chat/completions", &[AUTH], body);
-    assert_eq!(fw.request.url, "http://up.test/v1/chat/completions");
+    assert_eq!(req0(&fw).url, "http://up.test/v1/chat/completions");
     assert_eq!(
-        String::from_utf8(fw.request.body.clone()).unwrap(),
+        String::from_utf8(req0(&fw).body.clone()).unwrap(),
         r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":1.0,"stream":true}"#
     );
     assert!(fw.stream);
-    let auth: Vec<_> = fw.request.headers.iter().filter(|(k, _)| k == "authorization").collect();
+    let r0 = req0(&fw);
+    let auth: Vec<_> = r0.headers.iter().filter(|(k, _)| k == "authorization").collect();
     assert_eq!(auth, vec![&("authorization".to_string(), "Bearer sk-upstream-1".to_string())]);
-    assert!(!format!("{:?}", fw.request).contains("gw-key"));
+    assert!(!format!("{:?}", req0(&fw)).contains("gw-key"));
 }
 
 #[test]
 fn passthrough_auth_per_provider() {
     let f = fixture();
     let fw = forward(&f, "/v1/responses", &[AUTH], r#"{"model":"resp.gpt-5","input":"x"}"#);
-    assert!(fw.request.headers.contains(&("authorization".into(), "Bearer sk-from-env".into())));
+    assert!(req0(&fw).headers.contains(&("authorization".into(), "Bearer sk-from-env".into())));
     let fw = forward(
         &f,
         "/v1/messages?beta=true",
         &[("x-api-key", "gw-key"), ("anthropic-version", "2023-06-01"), ("anthropic-beta", "b1")],
         r#"{"model":"ant.claude-x","max_tokens":5,"messages":[]}"#,
     );
-    assert_eq!(fw.request.url, "http://up.test/v1/messages?beta=true");
-    assert!(fw.request.headers.contains(&("x-api-key".into(), "sk-ant-1".into())));
-    assert!(fw.request.headers.contains(&("anthropic-beta".into(), "b1".into())));
+    assert_eq!(req0(&fw).url, "http://up.test/v1/messages?beta=true");
+    assert!(req0(&fw).headers.contains(&("x-api-key".into(), "sk-ant-1".into())));
+    assert!(req0(&fw).headers.contains(&("anthropic-beta".into(), "b1".into())));
     let fw = forward(&f, "/v1/messages/count_tokens", &[AUTH], r#"{"model":"ant.claude-x","messages":[]}"#);
-    assert_eq!(fw.request.url, "http://up.test/v1/messages/count_tokens");
+    assert_eq!(req0(&fw).url, "http://up.test/v1/messages/count_tokens");
 }
 
 #[test]
@@ -203,14 +209,14 @@ fn gemini_passthrough_strips_the_key_and_keeps_alt() {
     let f = fixture();
     let body = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#;
     let fw = forward(&f, "/gemini/v1beta/models/gem.gemini-2.5-flash:streamGenerateContent?alt=sse&key=gw-key", &[], body);
-    assert_eq!(fw.request.url, "http://up.test/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
-    assert_eq!(fw.request.body, body.as_bytes());
+    assert_eq!(req0(&fw).url, "http://up.test/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+    assert_eq!(req0(&fw).body, body.as_bytes());
     assert!(fw.stream);
-    assert!(fw.request.headers.contains(&("x-goog-api-key".into(), "AIza-1".into())));
+    assert!(req0(&fw).headers.contains(&("x-goog-api-key".into(), "AIza-1".into())));
     let count = r#"{"generateContentRequest":{"model":"models/gem.gemini-2.5-flash","contents":[]}}"#;
     let fw = forward(&f, "/v1beta/models/gem.gemini-2.5-flash:countTokens", &[AUTH], count);
     assert_eq!(
-        String::from_utf8(fw.request.body).unwrap(),
+        String::from_utf8(req0(&fw).body).unwrap(),
         r#"{"generateContentRequest":{"model":"models/gemini-2.5-flash","contents":[]}}"#
     );
 }
@@ -223,7 +229,7 @@ fn missing_env_key_is_a_500_naming_the_secret() {
     let setup = Setup::Ready { config: &f.config, keys: &f.keys };
     let Begin::ReadBody { route, .. } = begin(&req, &setup) else { panic!() };
     let env = |_: &str| None;
-    let ctx = Context { request_id: "r", now_unix_secs: 0, env: &env };
+    let ctx = Context { request_id: "r", now_unix_secs: 0, env: &env, pick: 0.0 };
     let Plan::Reply(r) = plan(&req, &route, br#"{"model":"resp.gpt-5"}"#, &f.config, &ctx, &mut Resolution::default()) else { panic!() };
     assert_eq!(r.status, 500);
     assert!(json(&r)["error"]["message"].as_str().unwrap().contains("RESP_KEY"));
@@ -234,14 +240,14 @@ fn cross_protocol_requests_are_converted() {
     let f = fixture();
     let body = r#"{"model":"ant.claude-x","stream":true,"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"hi"}]}"#;
     let fw = forward(&f, "/v1/chat/completions", &[AUTH], body);
-    assert_eq!(fw.request.url, "http://up.test/v1/messages");
-    assert!(fw.request.headers.contains(&("anthropic-version".into(), "2023-06-01".into())));
-    let sent: Value = serde_json::from_slice(&fw.request.body).unwrap();
+    assert_eq!(req0(&fw).url, "http://up.test/v1/messages");
+    assert!(req0(&fw).headers.contains(&("anthropic-version".into(), "2023-06-01".into())));
+    let sent: Value = serde_json::from_slice(&req0(&fw).body).unwrap();
     assert_eq!(sent["model"], "claude-x");
     assert_eq!(sent["system"][0]["text"], "Be brief.");
     assert_eq!(sent["max_tokens"], 8192);
     assert_eq!(sent["stream"], true);
-    let c = fw.conversion.expect("a conversion");
+    let c = fw.targets[0].conversion.clone().expect("a conversion");
     assert_eq!((c.client, c.upstream, c.stream), (Protocol::OpenAiChat, Protocol::Claude, true));
     assert_eq!(c.meta.model, "ant.claude-x");
 }
@@ -329,11 +335,11 @@ fn upstream_headers_and_failures() {
 
     let f = fixture();
     let fw = forward(&f, "/v1/messages", &[AUTH], r#"{"model":"ant.claude-x","messages":[]}"#);
-    let r = upstream_failure(&fw, &Failure::Unreachable("connect failed with key sk-ant-1".into()));
+    let r = upstream_failure(&fw, &fw.targets[0], &Failure::Unreachable("connect failed with key sk-ant-1".into()));
     assert_eq!(r.status, 502);
     let text = String::from_utf8(match r.body { Body::Bytes(b) => b, _ => vec![] }).unwrap();
     assert!(!text.contains("sk-ant-1") && text.contains("[redacted]"), "{text}");
-    let r = upstream_failure(&fw, &Failure::Timeout);
+    let r = upstream_failure(&fw, &fw.targets[0], &Failure::Timeout { ms: 3000, setting: "timeouts.firstByteMs" });
     assert_eq!(r.status, 504);
 }
 
@@ -343,4 +349,44 @@ fn websocket_attempts_on_responses_get_426() {
     let r = reply(&f, "GET", "/v1/responses", &[AUTH, ("upgrade", "websocket")], "");
     assert_eq!(r.status, 426);
     assert_eq!(reply(&f, "GET", "/v1/responses", &[AUTH], "").status, 405);
+}
+
+#[test]
+fn status_needs_auth_and_shows_no_keys() {
+    let f = fixture();
+    assert_eq!(reply(&f, "GET", "/status", &[], "").status, 401);
+    let r = reply(&f, "GET", "/status", &[AUTH], "");
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(match r.body { Body::Bytes(b) => b, _ => vec![] }).unwrap();
+    assert!(text.contains("\"providers\"") && !text.contains("sk-upstream-1") && !text.contains("AIza-1"), "{text}");
+}
+
+#[test]
+fn routes_plan_every_target_in_order() {
+    let config = crate::config::parse(r#"{"providers": {
+        "a": {"type": "claude", "baseURL": "http://a.test", "apiKey": ["k1", "k2"], "models": ["m"]},
+        "b": {"type": "openai-chat-completions", "baseURL": "http://b.test/v1", "apiKeyEnv": "MISSING", "models": ["m"]},
+        "c": {"type": "gemini", "baseURL": "http://c.test", "apiKey": "k3", "models": ["m"]}},
+        "routes": {"smart": {"targets": ["a.m", "b.m", "c.m"]}}}"#).unwrap();
+    let f = Fixture { config, keys: vec!["gw-key".into()] };
+    let fw = forward(&f, "/v1/chat/completions", &[AUTH], r#"{"model":"smart","messages":[{"role":"user","content":"hi"}]}"#);
+    // b's secret is missing: it is left out, the others stay in order.
+    let ids: Vec<&str> = fw.targets.iter().map(|t| t.target_id.as_str()).collect();
+    assert_eq!(ids, vec!["a.m", "c.m"]);
+    assert_eq!(fw.route.as_deref(), Some("smart"));
+    assert_eq!(fw.targets[0].headers_per_key.len(), 2);
+    assert!(fw.targets[0].request(1).headers.contains(&("x-api-key".into(), "k2".into())));
+    assert_eq!(fw.targets[1].url, "http://c.test/v1beta/models/m:generateContent");
+    let candidates = fw.candidates();
+    assert_eq!((candidates[0].keys, candidates[1].keys), (2, 1));
+}
+
+#[test]
+fn thinking_suffixes_convert_even_within_a_protocol() {
+    let f = fixture();
+    let fw = forward(&f, "/v1/messages", &[AUTH], r#"{"model":"ant.claude-x-thinking","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"#);
+    let sent: Value = serde_json::from_slice(&req0(&fw).body).unwrap();
+    assert_eq!(sent["model"], "claude-x");
+    assert_eq!(sent["thinking"]["type"], "enabled");
+    assert!(fw.targets[0].conversion.as_ref().unwrap().hide_reasoning);
 }

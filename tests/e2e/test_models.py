@@ -112,7 +112,7 @@ HEADERS = {
 
 
 @pytest.mark.parametrize("protocol", ["chat", "responses", "anthropic", "gemini"])
-@pytest.mark.parametrize("model", ["nope.gpt-4o-mini", "oai.nope", "gpt-4o-mini"])
+@pytest.mark.parametrize("model", ["nope.gpt-4o-mini", "oai.nope", "mistral-large-2"])
 def test_unknown_model_is_404_naming_it(gateway, mock_upstream, protocol, model):
     r = gateway.post(request_path(protocol, model), json=request_body(protocol, model), headers=HEADERS[protocol])
     assert_error_format(r, protocol, 404, contains=model)

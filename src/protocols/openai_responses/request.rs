@@ -735,7 +735,9 @@ fn reasoning_control(req: &Request, target: &Target) -> Option<Value> {
             }
         }
     }
-    let wants_thoughts = req.reasoning.as_ref().and_then(|r| r.include_thoughts).unwrap_or(false);
+    // A caller that asks for reasoning sees it (in its own protocol's place) unless it
+    // said otherwise; Responses only returns summaries when asked.
+    let wants_thoughts = req.reasoning.as_ref().map(|r| r.include_thoughts != Some(false)).unwrap_or(false);
     if wants_thoughts && effort != Some(Effort::None) {
         out.insert("summary".into(), json!("auto"));
     }

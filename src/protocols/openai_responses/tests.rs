@@ -423,7 +423,10 @@ fn reasoning_controls() {
         assert!(body_with(&plain, &options(Some(off))).get("reasoning").is_none(), "{off}");
     }
     let asked = Request { reasoning: Some(ReasoningRequest { effort: Some(Effort::Minimal), ..Default::default() }), ..Default::default() };
-    assert_eq!(body_with(&asked, &options(Some("high")))["reasoning"], json!({"effort": "minimal"}));
+    // Asked-for reasoning is shown unless the caller said not to.
+    assert_eq!(body_with(&asked, &options(Some("high")))["reasoning"], json!({"effort": "minimal", "summary": "auto"}));
+    let hidden = Request { reasoning: Some(ReasoningRequest { effort: Some(Effort::Low), include_thoughts: Some(false), ..Default::default() }), ..Default::default() };
+    assert_eq!(body_with(&hidden, &options(None))["reasoning"], json!({"effort": "low"}));
     let budget = Request { reasoning: Some(ReasoningRequest { budget_tokens: Some(3000), include_thoughts: Some(true), ..Default::default() }), ..Default::default() };
     assert_eq!(body_with(&budget, &options(None))["reasoning"], json!({"effort": "low", "summary": "auto"}));
     let disabled = Request { reasoning: Some(ReasoningRequest { disabled: true, include_thoughts: Some(true), ..Default::default() }), ..Default::default() };
