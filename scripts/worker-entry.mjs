@@ -13,3 +13,14 @@ export default {
     return wasm.fetch(request, env, ctx);
   },
 };
+
+// The Durable Object sharing breaker and key-cooldown state across isolates (used when
+// ANY_API_CONFIG sets "stateBinding"; see wrangler.toml.example).
+export class GatewayState {
+  constructor(state, env) {
+    this.inner = new wasm.GatewayState(state, env);
+  }
+  fetch(request) {
+    return this.inner.fetch(request);
+  }
+}

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use crate::policy::{decide, Breaker, BreakerPolicy, BreakerState, Decision, KeyPool, Outcome, Progress, RetryPolicy};
 
 /// Breaker and key-pool state, keyed by target id (`provider.model`) and provider id.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Health {
     pub breakers: HashMap<String, Breaker>,
     pub pools: HashMap<String, KeyPool>,
@@ -21,6 +22,27 @@ impl Health {
             *pool = KeyPool::new(keys);
         }
         pool
+    }
+
+    /// Takes in another isolate's view: per target the more recently updated breaker, per
+    /// key the later cooldown.
+    pub fn merge(&mut self, other: &Health) {
+        for (id, theirs) in &other.breakers {
+            let ours = self.breakers.entry(id.clone()).or_default();
+            if theirs.updated_ms > ours.updated_ms {
+                *ours = *theirs;
+            }
+        }
+        for (id, theirs) in &other.pools {
+            let ours = self.pools.entry(id.clone()).or_insert_with(|| KeyPool::new(theirs.cooldown_until_ms.len()));
+            if ours.cooldown_until_ms.len() != theirs.cooldown_until_ms.len() {
+                *ours = theirs.clone();
+                continue;
+            }
+            for (mine, their) in ours.cooldown_until_ms.iter_mut().zip(&theirs.cooldown_until_ms) {
+                *mine = (*mine).max(*their);
+            }
+        }
     }
 
     /// Whether anything is currently tripped or cooling down (worth sharing).
@@ -261,7 +283,7 @@ mod tests {
     #[test]
     fn the_last_target_is_tried_even_with_its_breaker_open() {
         let mut h = Health::default();
-        h.breakers.insert("p0.m".into(), Breaker { consecutive_failures: 5, open_until_ms: 1_000_000, probe_since_ms: 0 });
+        h.breakers.insert("p0.m".into(), Breaker { consecutive_failures: 5, open_until_ms: 1_000_000, probe_since_ms: 0, updated_ms: 0 });
         let mut now = 0;
         let mut d = Driver::new(cands(1, 1), RetryPolicy::default(), BreakerPolicy::default(), now);
         assert_eq!(run(&mut d, &mut h, |_, _| Outcome::Success, &mut now), vec![(0, 0)]);
@@ -288,6 +310,27 @@ mod tests {
         let mut d = Driver::new(cands(2, 1), RetryPolicy::default(), BreakerPolicy::default(), now);
         assert_eq!(run(&mut d, &mut h, |_, _| Outcome::Success, &mut now), vec![(1, 0)]);
         assert_eq!(d.log[0].outcome, "skipped: every key cooling down");
+    }
+
+    #[test]
+    fn isolates_merge_the_newer_breaker_and_the_later_cooldown() {
+        let policy = BreakerPolicy { failures: 1, cooldown_ms: 1_000 };
+        let mut a = Health::default();
+        let mut b = Health::default();
+        a.breakers.entry("t".into()).or_default().record(false, 100, &policy);
+        b.breakers.entry("t".into()).or_default().record(true, 200, &policy);
+        a.pools.insert("p".into(), KeyPool { cooldown_until_ms: vec![500, 0], next: 1 });
+        b.pools.insert("p".into(), KeyPool { cooldown_until_ms: vec![0, 900], next: 0 });
+        let mut merged = a.clone();
+        merged.merge(&b);
+        assert_eq!(merged.breakers["t"].state(150), BreakerState::Closed);
+        assert_eq!(merged.pools["p"].cooldown_until_ms, vec![500, 900]);
+        // Merging is idempotent and survives a JSON round trip.
+        let text = serde_json::to_string(&merged).unwrap();
+        let mut again: Health = serde_json::from_str(&text).unwrap();
+        again.merge(&merged);
+        assert_eq!(again, merged);
+        assert_eq!(serde_json::from_str::<Health>("{}").unwrap(), Health::default());
     }
 
     #[test]

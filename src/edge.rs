@@ -17,8 +17,8 @@ use futures::StreamExt;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{
-    console_log, event, ByteStream, Context, Date, Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response,
-    ResponseBuilder,
+    console_log, durable_object, event, ByteStream, Context, Date, Delay, DurableObject, Env, Fetch, Headers, Method, Request,
+    RequestInit, Response, ResponseBuilder, State,
 };
 
 use crate::attempts::{Driver, Health, Step};
@@ -42,6 +42,59 @@ thread_local! {
     static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
     /// Breakers and key cooldowns of this isolate.
     static HEALTH: RefCell<Health> = RefCell::new(Health::default());
+    /// When this isolate last pulled the shared state (ms).
+    static LAST_PULL: Cell<u64> = const { Cell::new(0) };
+}
+
+/// How often an isolate refreshes its view of the shared state.
+const PULL_EVERY_MS: u64 = 5_000;
+
+/// The shared breaker and key-cooldown state (`stateBinding`): isolates push their view
+/// after a request that changed it and pull the merged view every few seconds, both in
+/// `waitUntil`, so the happy path never waits on it.
+#[durable_object]
+pub struct GatewayState {
+    health: RefCell<Health>,
+}
+
+impl DurableObject for GatewayState {
+    fn new(_state: State, _env: Env) -> Self {
+        GatewayState { health: RefCell::new(Health::default()) }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        if req.method() == Method::Post {
+            let body = req.bytes().await?;
+            if let Ok(theirs) = serde_json::from_slice::<Health>(&body) {
+                self.health.borrow_mut().merge(&theirs);
+            }
+        }
+        let text = serde_json::to_string(&*self.health.borrow()).unwrap_or_default();
+        Response::ok(text)
+    }
+}
+
+/// Pushes this isolate's state (or only pulls, with `push` false) and merges the answer.
+async fn sync_state(env: Env, binding: String, push: bool) {
+    let result: worker::Result<()> = async {
+        let stub = env.durable_object(&binding)?.id_from_name("gateway-state")?.get_stub()?;
+        let mut init = RequestInit::new();
+        if push {
+            let body = HEALTH.with(|h| serde_json::to_string(&*h.borrow()).unwrap_or_default());
+            init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+        }
+        let req = Request::new_with_init("https://gateway-state/sync", &init)?;
+        let mut resp = stub.fetch_with_request(req).await?;
+        let text = resp.text().await?;
+        if let Ok(theirs) = serde_json::from_str::<Health>(&text) {
+            HEALTH.with(|h| h.borrow_mut().merge(&theirs));
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        console_log!("{}", serde_json::json!({"stateSync": "failed", "binding": binding, "error": e.to_string()}));
+    }
 }
 
 fn now_ms() -> u64 {
@@ -108,7 +161,7 @@ fn to_response(reply: Reply, request_id: &str) -> worker::Result<Response> {
 }
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let started = now_ms();
     let request_id = new_request_id();
     let url = req.url()?;
@@ -131,6 +184,12 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
     let plan = match gateway::begin(&greq, &setup) {
         Begin::Reply(reply) => Plan::Reply(reply),
         Begin::Status => {
+            if let Setup::Ready { config, .. } = &setup {
+                if let Some(binding) = &config.state_binding {
+                    // Show the shared view, not only this isolate's.
+                    sync_state(env.clone(), binding.clone(), false).await;
+                }
+            }
             let reply = match &setup {
                 Setup::Ready { config, .. } => HEALTH.with(|h| gateway::status_reply(config, &h.borrow(), now_ms())),
                 Setup::Broken(why) => Reply::error(&GatewayError::new(ErrorKind::Internal, why.clone()), Protocol::OpenAiChat),
@@ -167,7 +226,21 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         }
         Plan::Forward(forward) => {
             let signal = req.inner().signal();
-            forward_request(forward, &request_id, started, signal, &mut log).await
+            let binding = match state.as_ref() {
+                Ok((config, _)) => config.state_binding.clone(),
+                Err(_) => None,
+            };
+            let degraded_before = HEALTH.with(|h| h.borrow().is_degraded(started));
+            let response = forward_request(forward, &request_id, started, signal, &mut log).await;
+            if let Some(binding) = binding {
+                let changed = degraded_before || log.attempts.iter().any(|a| a.outcome != "ok");
+                let due = now_ms().saturating_sub(LAST_PULL.with(Cell::get)) >= PULL_EVERY_MS;
+                if changed || due {
+                    LAST_PULL.with(|t| t.set(now_ms()));
+                    ctx.wait_until(sync_state(env.clone(), binding, changed));
+                }
+            }
+            response
         }
     };
     log.duration_ms = now_ms().saturating_sub(started);

@@ -549,7 +549,8 @@ pub fn status_reply(config: &Config, health: &crate::attempts::Health, now_ms: u
             serde_json::json!({"provider": p.id, "type": p.kind.protocol().map(|x| x.name()).unwrap_or("echo"), "keys": keys})
         })
         .collect();
-    let body = serde_json::json!({"scope": "isolate", "targets": targets, "providers": providers});
+    let scope = if config.state_binding.is_some() { "shared" } else { "isolate" };
+    let body = serde_json::json!({"scope": scope, "targets": targets, "providers": providers});
     Reply::json(200, body.to_string())
 }
 

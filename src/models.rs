@@ -18,10 +18,18 @@ pub struct ModelEntry {
     pub upstream_model: String,
 }
 
-/// Every configured model, sorted by id. Providers that accept any model name (no
-/// `models` in their config) have nothing to list.
+/// Every configured model, sorted by id, then the routes (named by themselves, their
+/// "provider" shown as `route`). Providers that accept any model name (no `models` in
+/// their config) have nothing to list.
 pub fn list(config: &Config) -> Vec<ModelEntry> {
     let mut out = Vec::new();
+    for (name, route) in &config.routes {
+        out.push(ModelEntry {
+            id: name.clone(),
+            provider: "route".to_string(),
+            upstream_model: route.targets.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join(", "),
+        });
+    }
     for (pid, provider) in &config.providers {
         if let Some(models) = &provider.models {
             for (name, model) in models {
@@ -114,5 +122,9 @@ mod tests {
     fn lists_sorted_ids() {
         let ids: Vec<String> = list(&config()).into_iter().map(|m| m.id).collect();
         assert_eq!(ids, vec!["oa.a", "oa.gpt-4.1"]);
+        let with_route = crate::config::parse(r#"{"providers": {"p": {"type": "echo", "models": ["m"]}}, "routes": {"best": {"targets": ["p.m"]}}}"#).unwrap();
+        let listed = list(&with_route);
+        assert_eq!(listed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec!["best", "p.m"]);
+        assert_eq!(listed[0].provider, "route");
     }
 }

@@ -185,13 +185,16 @@ impl Default for BreakerPolicy {
 }
 
 /// A per-target circuit breaker: closed, open until a time, then half-open for one probe.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Breaker {
     pub consecutive_failures: u32,
     /// Open until this time (ms); 0 when closed.
     pub open_until_ms: u64,
     /// A half-open probe is in flight since this time (ms); 0 when none.
     pub probe_since_ms: u64,
+    /// When an outcome was last recorded (ms): the newer state wins when isolates merge.
+    pub updated_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,9 +235,10 @@ impl Breaker {
     pub fn record(&mut self, success: bool, now_ms: u64, policy: &BreakerPolicy) {
         self.probe_since_ms = 0;
         if success {
-            *self = Breaker::default();
+            *self = Breaker { updated_ms: now_ms, ..Breaker::default() };
             return;
         }
+        self.updated_ms = now_ms;
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let was_probing = self.open_until_ms != 0;
         if was_probing || self.consecutive_failures >= policy.failures {
@@ -249,7 +253,8 @@ pub const BAD_KEY_COOLDOWN_MS: u64 = 10 * 60_000;
 pub const RATE_LIMIT_COOLDOWN_MS: u64 = 30_000;
 
 /// Rotation over a provider's keys with per-key cooldowns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct KeyPool {
     /// Per key: cooling down until (ms); 0 when available.
     pub cooldown_until_ms: Vec<u64>,
@@ -393,6 +398,7 @@ mod tests {
         assert!(b.allow(120_020, &policy));
         b.record(true, 120_030, &policy);
         assert_eq!(b.state(120_031), BreakerState::Closed);
+        assert_eq!(b.updated_ms, 120_030);
         assert_eq!(b.consecutive_failures, 0);
     }
 
