@@ -698,10 +698,7 @@ impl Validator {
             None => ModelOptions::default(),
         };
 
-        let models = match map.get("models") {
-            None => None,
-            Some(v) => Some(self.models(&join(&path, "models"), v, &options)),
-        };
+        let models = map.get("models").map(|v| self.models(&join(&path, "models"), v, &options));
 
         Some(Provider {
             id: id.to_string(),

@@ -327,7 +327,7 @@ enum CommittedBody {
     Reply(Body),
     /// Passthrough bytes straight from the upstream's JS stream (never enters wasm).
     Raw(web_sys::ReadableStream),
-    Pump(Pump),
+    Pump(Box<Pump>),
 }
 
 async fn forward_request(forward: Forward, request_id: &str, started: u64, signal: web_sys::AbortSignal, log: &mut LogLine) -> worker::Result<Response> {
@@ -543,7 +543,7 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
     }
     pump.body = Some(body);
     pump.controller = Some(controller);
-    Ok(Committed { status: 200.max(status), headers, body: CommittedBody::Pump(pump) })
+    Ok(Committed { status: 200.max(status), headers, body: CommittedBody::Pump(Box::new(pump)) })
 }
 
 /// Upstream headers minus those that describe its own body framing.
@@ -680,7 +680,7 @@ impl Pump {
         out
     }
 
-    fn into_stream(self, watch: Rc<CallerWatch>) -> impl futures::Stream<Item = worker::Result<Vec<u8>>> {
+    fn into_stream(self: Box<Self>, watch: Rc<CallerWatch>) -> impl futures::Stream<Item = worker::Result<Vec<u8>>> {
         futures::stream::unfold((self, watch), |(mut pump, watch)| async move {
             if !pump.pending.is_empty() {
                 let out = std::mem::take(&mut pump.pending);
@@ -701,7 +701,7 @@ impl Pump {
                     Some(_) if pump.at_boundary => until_limit.min(pump.keepalive_ms),
                     _ => until_limit,
                 };
-                let Some(body) = pump.body.as_mut() else { return None };
+                let body = pump.body.as_mut()?;
                 let next = match select(body.next(), Delay::from(Duration::from_millis(wait.max(1)))).await {
                     Either::Left((next, _)) => Some(next),
                     Either::Right(_) => None,

@@ -139,7 +139,7 @@ pub fn retry_after_ms(retry_after: Option<&str>, retry_after_ms: Option<&str>, n
     }
     let v = retry_after?.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs >= 0.0).then(|| (secs * 1000.0) as u64);
+        return (secs >= 0.0).then_some((secs * 1000.0) as u64);
     }
     http_date_ms(v).map(|at| at.saturating_sub(now_ms))
 }
