@@ -1,25 +1,27 @@
 #!/usr/bin/env python3
 """Loopback benchmark of the gateway under `wrangler dev` (a benchmark, not a test).
 
-    bash scripts/bench.sh                 # setup + build + venv, then this script
-    python bench/run.py [--rounds 300] [--rps-seconds 4] [--rps-rounds 3] [--loadgen auto|wrk|python]
+    bash scripts/bench.sh [options]        # setup + build + venv + wrk, then this script
+    .venv/bin/python bench/run.py [options] # --help lists them; defaults take about 3 minutes
 
 One run starts, all at the same time and all on 127.0.0.1:
-  * the strict mock upstream (tests/e2e/mock_upstream.py);
-  * the gateway (build/entry.mjs) under `wrangler dev --log-level warn`;
-  * the floor worker (bench/floor-worker.mjs) under `wrangler dev` with the same settings;
-  * unless --no-log-compare: the gateway twice more, at `--log-level error` and at wrangler's
-    default level (`log`, which prints the gateway's per-request console line), for an
-    informative comparison of what console logging costs.
-and measures, interleaving the targets wherever it can so machine noise hits all equally:
-  1. sequential latency (time to first body byte and total) of an OpenAI chat SSE stream via the
-     gateway's passthrough vs the mock called directly vs the floor worker (added = target - direct);
-  2. the echo provider's latency (non-stream and stream) next to the floor worker's local answer;
-  3. requests/s at a fixed concurrency (wrk when installed, else a Python asyncio client), plus the
-     CPU time each server process group spent per request;
+  * the strict mock upstream tests/e2e/mock_upstream.py (through bench/mock_nodelay.py, which
+    only turns TCP_NODELAY on: see that file; --mock-nagle runs it bare);
+  * the gateway (a snapshot of build/ taken at the start) under `wrangler dev --log-level warn`;
+  * the floor worker bench/floor-worker.mjs under `wrangler dev` with the same settings;
+  * unless --no-log-compare, three more gateways: at `--log-level error`, at wrangler's default
+    level (`log`: prints the per-request console line) and with console.log stubbed out
+    (bench/gateway-nolog.mjs), for an informative look at what console logging costs.
+It measures, interleaving targets wherever it can so that machine noise hits all alike:
+  1. sequential latency (time to first body byte, total) of an OpenAI chat SSE stream through the
+     gateway's passthrough, the floor worker, and the mock called directly (added = minus direct);
+  2. the echo provider's latency (non-stream and stream), next to the floor worker's local answer;
+  3. requests/s at a fixed concurrency (wrk when installed, else a Python asyncio client), in
+     rounds of rotating order, with the CPU time each serving process spent per request;
   4. the gzip -9 size of build/index_bg.wasm.
-Prints a compact table and writes target/bench-results.json.  Uses only the standard library.
-Every process it starts gets its own process group and is stopped on exit, error or Ctrl-C.
+It prints a compact table and writes target/bench-results.json. Standard library only. Every
+process it starts gets its own process group, stopped on exit, error, Ctrl-C or SIGTERM; a hard
+time limit (--budget) bounds the run.
 """
 
 from __future__ import annotations
@@ -46,11 +48,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MOCK = REPO / "tests" / "e2e" / "mock_upstream.py"
+MOCK_NODELAY = HERE / "mock_nodelay.py"
 FLOOR = HERE / "floor-worker.mjs"
+NOLOG = HERE / "gateway-nolog.mjs"
 ENTRY = REPO / "build" / "entry.mjs"
 WASM = REPO / "build" / "index_bg.wasm"
 WRANGLER = REPO / "node_modules" / ".bin" / "wrangler"
 RESULTS = REPO / "target" / "bench-results.json"
+NO_INSPECTOR = False  # --no-inspector
 
 GATEWAY_KEY = "bench-key"
 UPSTREAM_KEY = "sk-upstream-bench"
@@ -130,7 +135,25 @@ class Procs:
             signal.signal(signal.SIGINT, old)
 
 
+_PORT_RNG = random.Random()
+
+
 def free_port() -> int:
+    """A free port below the ephemeral range: wrangler/workerd bind several port-0 sockets while
+    starting, so a port picked from the ephemeral range (bind to 0) can be taken again before
+    the wrangler dev it was meant for binds it."""
+    try:
+        lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        lo = 32768
+    for _ in range(200):
+        port = _PORT_RNG.randrange(20000, max(20001, lo - 1))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -188,6 +211,25 @@ def role_of(pid: int) -> str:
     if exe == "node":
         return "node"
     return exe
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores, /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v[:8]) - idle) / CLK
+
+
+def own_cpu(servers) -> float:
+    """CPU seconds of this script, its finished children (wrk) and the server groups."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system + sum(
+        sum(s.cpu_snapshot().values()) for s in servers)
+
+
+def workerd_pids(server) -> list[int]:
+    return sorted(p for p in group_pids(server.proc.pid) if role_of(p).startswith("workerd"))
 
 
 class Server:
@@ -428,7 +470,7 @@ def run_wrk(procs: Procs, target: Target, conc: int, seconds: float, threads: in
     lua = tmp / f"wrk-{target.name}.lua"
     auth = f'wrk.headers["Authorization"] = "Bearer {target.auth}"\n' if target.auth else ""
     lua.write_text(WRK_LUA.format(auth=auth, body=target.body.decode()))
-    cmd = ["wrk", "-t", str(threads), "-c", str(conc), "-d", f"{seconds:g}s", "--timeout", "5s", "--latency",
+    cmd = ["wrk", "-t", str(threads), "-c", str(conc), "-d", f"{max(1, round(seconds))}s", "--timeout", "5s", "--latency",
            "-s", str(lua), f"http://127.0.0.1:{target.port}{target.path}"]
     p = procs.start("wrk", cmd, REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -514,10 +556,11 @@ def toml_str(s: str) -> str:
     return json.dumps(s)  # a JSON string literal is a valid TOML basic string
 
 
-def start_mock(procs: Procs, tmp: Path) -> Server:
+def start_mock(procs: Procs, tmp: Path, nodelay: bool) -> Server:
     errp = tmp / "mock.stderr"
     err = open(errp, "wb")
-    p = procs.start("mock", [sys.executable, "-u", str(MOCK), "--port", "0"], REPO, stdout=subprocess.PIPE, stderr=err)
+    script = MOCK_NODELAY if nodelay else MOCK
+    p = procs.start("mock", [sys.executable, "-u", str(script), "--port", "0"], REPO, stdout=subprocess.PIPE, stderr=err)
     err.close()
     deadline = time.monotonic() + 15
     line = b""
@@ -535,8 +578,9 @@ def start_mock(procs: Procs, tmp: Path) -> Server:
     return Server("mock", p, int(text.split()[1]), errp)
 
 
-def start_wrangler(procs: Procs, tmp: Path, name: str, main: Path, vars_: dict, log_level: str | None) -> Server:
-    d = tmp / name
+def start_wrangler(procs: Procs, tmp: Path, name: str, main: Path, vars_: dict, log_level: str | None,
+                   attempt: int = 0) -> Server:
+    d = tmp / (name if attempt == 0 else f"{name}.retry{attempt}")
     d.mkdir()
     toml = (f'name = "{name}"\n'
             f"main = {toml_str(str(main))}\n"
@@ -546,16 +590,24 @@ def start_wrangler(procs: Procs, tmp: Path, name: str, main: Path, vars_: dict, 
     (d / "wrangler.toml").write_text(toml)
     port = free_port()
     cmd = [str(WRANGLER), "dev", "--config", str(d / "wrangler.toml"), "--ip", "127.0.0.1", "--port", str(port),
-           "--show-interactive-dev-session=false"]
+           "--show-interactive-dev-session=false",
+           # several wrangler dev run at once here: each needs its own inspector port (default 9229)
+           "--inspector-port", str(free_port())]
     if log_level:
         cmd += ["--log-level", log_level]
     env = dict(os.environ, WRANGLER_SEND_METRICS="false", CLOUDFLARE_CF_FETCH_ENABLED="false",
                WRANGLER_LOG_PATH=str(d / "wrangler-logs"), NO_COLOR="1", FORCE_COLOR="0")
+    if NO_INSPECTOR:
+        # wrangler 4.86 skips its InspectorProxyWorker (the devtools relay) inside VS Code's
+        # JS debug terminal, which it recognises by this variable alone
+        env["VSCODE_INSPECTOR_OPTIONS"] = "{}"
     logp = d / "wrangler.log"
     with open(logp, "wb") as logf:
         p = procs.start(name, cmd, d, env=env, stdout=logf, stderr=subprocess.STDOUT)
     s = Server(name, p, port, logp)
     s.cmd = cmd
+    s.attempt = attempt
+    s.respawn = lambda: start_wrangler(procs, tmp, name, main, vars_, log_level, attempt + 1)
     return s
 
 
@@ -567,6 +619,12 @@ def wait_ready(servers: list[Server], probes: dict, timeout=90.0):
             if s.proc.poll() is not None:
                 logs = sorted((s.log_path.parent / "wrangler-logs").glob("*.log"))
                 detail = tail(logs[-1], 6000) if logs else ""
+                if getattr(s, "attempt", 1) < 1:
+                    # e.g. a port picked by free_port() taken by someone else meanwhile: once more
+                    log(f"{s.name} exited with {s.proc.returncode} while starting; starting it once more\n"
+                        f"{tail(s.log_path, 1500)}")
+                    s.__dict__.update(s.respawn().__dict__)
+                    continue
                 raise BenchError(f"{s.name} exited with {s.proc.returncode}:\n{tail(s.log_path)}\n{detail}")
             c = Conn(s.port, 5)
             try:
@@ -615,6 +673,7 @@ def rps_phase(procs, targets: list[Target], servers: list[Server], args, tmp: Pa
                 raise BenchError("time budget exhausted during the throughput phase")
             before = {s.name: s.cpu_snapshot() for s in servers}
             res = one(t, args.rps_seconds)
+            time.sleep(args.settle)  # work queued during the run (wrangler's inspector relay) lands here too
             after = {s.name: s.cpu_snapshot() for s in servers}
             res["cpu_s"] = {s: {role: round(after[s].get(role, 0) - before[s].get(role, 0), 3)
                                 for role in after[s]} for s in after}
@@ -641,6 +700,8 @@ def rps_phase(procs, targets: list[Target], servers: list[Server], args, tmp: Pa
             "lat_p50_ms": round(pct([r["lat_p50_ms"] for r in runs if r.get("lat_p50_ms") is not None], 50), 3),
             "lat_p99_ms": round(pct([r["lat_p99_ms"] for r in runs if r.get("lat_p99_ms") is not None], 50), 3),
             "server_cpu_us_per_req": cpu_us,
+            "serves": [t.server.name] + (["mock"] if t.server.name != "mock" and not t.path.endswith("/local")
+                                         and "echo" not in t.name else []),
             "command": runs[0]["command"] if runs else None,
         }
     return out
@@ -655,6 +716,23 @@ def wasm_gzip_size(path: Path) -> tuple[int, int, str]:
         gz = gzip.compress(data, 9)
         how = "python gzip level 9"
     return len(data), len(gz), how
+
+
+def tree_hashes(root: Path) -> dict:
+    return {str(p.relative_to(root)): sha(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def snapshot_build(src: Path, dst: Path, tries: int = 10):
+    """Copies build/ while no rebuild swaps its files (scripts/build.sh replaces them one by one)."""
+    for _ in range(tries):
+        before = tree_hashes(src)
+        shutil.copytree(src, dst)
+        if before == tree_hashes(src) == tree_hashes(dst) and all(
+                (dst / f).is_file() for f in ("entry.mjs", "index.js", "index_bg.wasm")):
+            return
+        shutil.rmtree(dst, ignore_errors=True)
+        time.sleep(1.0)
+    raise BenchError(f"{src} kept changing (a rebuild running?); could not take a consistent snapshot")
 
 
 def sha(path: Path) -> str:
@@ -687,6 +765,7 @@ def report(res: dict) -> str:
         a = add[key]
         L.append(f"{label:<34}{fmt(a['ttfb']['p50']):>9}{fmt(a['ttfb']['p90']):>8}{fmt(a['ttfb']['p99']):>8}"
                  f"{fmt(a['total']['p50']):>11}{fmt(a['total']['p90']):>8}{fmt(a['total']['p99']):>8}")
+    L.append("   added = target minus mock direct, percentile by percentile; floor = bench/floor-worker.mjs")
     o = res["overhead_vs_floor"]
     L.append(f"gateway added-p50 minus floor added-p50: ttfb {o['ttfb_p50_ms']:+.3f} ms, total {o['total_p50_ms']:+.3f} ms"
              f"  (target <= 0.5 ms: {'MET' if o['met'] else 'NOT MET'})")
@@ -699,7 +778,8 @@ def report(res: dict) -> str:
         L.append(f"{label:<34}{fmt(s['p50']):>9}{fmt(s['p90']):>8}{fmt(s['p99']):>8}")
     if res.get("log_levels"):
         L.append("")
-        L.append("== console logging (informative): gateway under three wrangler --log-level, interleaved, ms p50 (p90)")
+        L.append("== console logging (informative): the gateway at several wrangler --log-level, and with console.log "
+                 "stubbed (bench/gateway-nolog.mjs); interleaved; ms p50 (p90)")
         L.append(f"{'log level':<34}{'SSE ttfb':>14}{'SSE total':>16}{'echo':>16}")
         for lvl, v in res["log_levels"].items():
             L.append(f"{lvl:<34}{fmt(v['stream_ttfb_p50']):>7} ({fmt(v['stream_ttfb_p90'])})"
@@ -709,19 +789,33 @@ def report(res: dict) -> str:
     t = res["throughput"]
     L.append(f"== 4. throughput: {t['concurrency']} concurrent connections, {t['rounds']} rounds x {t['seconds_per_round']:g} s "
              f"per target, rotating order; load generator: {t['loadgen']}")
-    L.append(f"{'target':<34}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'errors':>8}   server CPU us/req (group: process)")
+    L.append(f"{'target':<34}{'req/s':>7}{'(rounds)':>14}{'p50 ms':>8}{'p99 ms':>8}{'err':>5}  "
+             f"CPU us/req of the serving processes")
     for key, label in (("mock_direct", "mock direct (non-stream)"), ("gateway_passthrough", "gateway oai.gpt-4o-mini"),
-                       ("floor", "floor worker"), ("gateway_echo", "gateway echo.e1"), ("floor_local", "floor local (ref)")):
+                       ("floor", "floor worker"), ("gateway_echo", "gateway echo.e1"), ("floor_local", "floor local (ref)"),
+                       ("gateway_nolog_passthrough", "gateway, console.log stubbed"),
+                       ("gateway_nolog_echo", "gateway echo, console.log stubbed")):
         r = t["targets"].get(key)
         if not r:
             continue
-        cpu = "; ".join(f"{s}: " + ", ".join(f"{role} {v:.0f}" for role, v in sorted(roles.items()))
-                        for s, roles in r["server_cpu_us_per_req"].items())
-        L.append(f"{label:<34}{r['rps']:>9.0f}{fmt(r['lat_p50_ms']):>8}{fmt(r['lat_p99_ms']):>8}"
-                 f"{r['non2xx'] + r['socket_errors']:>8}   {cpu}")
+        parts = []
+        for s in r["serves"]:
+            roles = r["server_cpu_us_per_req"].get(s, {})
+            if s == "mock":
+                parts.append(f"mock {roles.get('python', 0):.0f}")
+            else:
+                parts.append(" ".join(f"{short}={roles.get(role, 0):.0f}" for role, short in
+                                      (("workerd-proxy", "proxy"), ("workerd-user", "user"), ("node", "node"))))
+        spread = f"({min(r['rps_rounds']):.0f}-{max(r['rps_rounds']):.0f})" if r["rps_rounds"] else ""
+        L.append(f"{label:<34}{r['rps']:>7.0f}{spread:>14}{fmt(r['lat_p50_ms']):>8}{fmt(r['lat_p99_ms']):>8}"
+                 f"{r['non2xx'] + r['socket_errors']:>5}  {'; '.join(parts)}")
+    L.append("   req/s over all rounds (min-max of rounds); p50/p99 = latency under load (median over rounds); "
+             "proxy/user = wrangler's two workerd (entry proxy; the worker itself), node = wrangler's node, mock = python")
     L.append(f"gateway passthrough / floor: {t['ratio_gateway_floor_pct']:.1f} %  (target >= 90 %: "
              f"{'MET' if t['ratio_gateway_floor_pct'] >= 90 else 'NOT MET'})")
     L.append(f"gateway echo / floor local:  {t['ratio_echo_floor_local_pct']:.1f} %  (informative)")
+    if "ratio_nolog_floor_pct" in t:
+        L.append(f"gateway with console.log stubbed / floor: {t['ratio_nolog_floor_pct']:.1f} %  (informative)")
     L.append("")
     w = res["wasm"]
     L.append(f"== 5. build/index_bg.wasm: {w['bytes']} bytes, {w['gzip9_bytes']} gzipped ({w['gzip_how']}) = "
@@ -732,6 +826,10 @@ def report(res: dict) -> str:
     L.append(f"  wrangler: {res['wrangler_command_gateway']}")
     if t["targets"].get("gateway_passthrough", {}).get("command"):
         L.append(f"  load: {t['targets']['gateway_passthrough']['command']}")
+    ml = res.get("machine_load") or {}
+    if ml:
+        L.append(f"machine: {ml['cores']} cores; during the measurements the bench's processes used {ml['bench_cores']:.2f} "
+                 f"cores and everything else {ml['foreign_cores']:.2f} on average")
     L.append(f"results: {res['results_path']}   (wall time {res['wall_seconds']:.0f} s)")
     for n in res["notes"]:
         L.append(f"note: {n}")
@@ -744,18 +842,29 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=300, help="measured sequential requests per latency target")
     ap.add_argument("--warmup", type=int, default=60, help="unrecorded warm-up rounds before measuring")
     ap.add_argument("--log-rounds", type=int, default=120, help="rounds for the console-logging comparison")
-    ap.add_argument("--no-log-compare", action="store_true", help="skip the console-logging comparison")
+    ap.add_argument("--no-log-compare", action="store_true",
+                    help="skip the console-logging comparison (and its three extra wrangler dev instances)")
     ap.add_argument("--concurrency", type=int, default=32)
-    ap.add_argument("--rps-seconds", type=float, default=4.0, help="seconds per throughput round and target")
-    ap.add_argument("--rps-rounds", type=int, default=3)
-    ap.add_argument("--rps-warmup", type=float, default=1.0, help="seconds of unrecorded load per target first")
+    ap.add_argument("--rps-seconds", type=int, default=3, help="seconds per throughput round and target")
+    ap.add_argument("--rps-rounds", type=int, default=4)
+    ap.add_argument("--rps-warmup", type=int, default=1, help="seconds of unrecorded load per target first")
+    ap.add_argument("--settle", type=float, default=0.75,
+                    help="idle seconds after each throughput run, still counted in its CPU time")
     ap.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     ap.add_argument("--wrk-threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--budget", type=float, default=290.0, help="hard wall-time limit of the whole run, seconds")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--no-inspector", action="store_true",
+                    help="diagnostic: run every wrangler dev without its devtools relay (InspectorProxyWorker), "
+                         "closer to the bare runtime; the default keeps wrangler dev as it comes")
+    ap.add_argument("--mock-nagle", action="store_true",
+                    help="run tests/e2e/mock_upstream.py as is (Nagle on: ~40 ms stalls in its SSE streams)")
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (wrangler logs) for debugging")
     args = ap.parse_args(argv)
 
+    global NO_INSPECTOR
+    NO_INSPECTOR = args.no_inspector
     t_start = time.monotonic()
     deadline = t_start + args.budget - 15  # leave time to stop everything
 
@@ -767,10 +876,13 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    signal.signal(signal.SIGHUP, on_term)
     signal.alarm(int(args.budget))
 
     for p, what in ((ENTRY, "run `bash scripts/build.sh`"), (WRANGLER, "run `bash scripts/setup.sh`"),
-                    (MOCK, "tests/e2e/mock_upstream.py is missing"), (FLOOR, "bench/floor-worker.mjs is missing")):
+                    (MOCK, "tests/e2e/mock_upstream.py is missing"), (FLOOR, "bench/floor-worker.mjs is missing"),
+                    (MOCK_NODELAY, "bench/mock_nodelay.py is missing"), (NOLOG, "bench/gateway-nolog.mjs is missing")):
         if not p.exists():
             log(f"missing {p}: {what}")
             return 2
@@ -780,12 +892,15 @@ def main(argv=None) -> int:
         return 2
 
     notes = []
-    wasm_sha = sha(WASM)
+    wasm_sha = None
     procs = Procs()
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     try:
         log("starting mock upstream")
-        mock = start_mock(procs, tmp)
+        mock = start_mock(procs, tmp, not args.mock_nagle)
+        if not args.mock_nagle:
+            notes.append("mock run through bench/mock_nodelay.py (TCP_NODELAY); without it every mock SSE stream "
+                         "stalls ~40 ms on Nagle + delayed ACK (see --mock-nagle)")
         mock_base = f"http://127.0.0.1:{mock.port}"
         cfg = {"version": 1, "providers": {
             "oai": {"type": "openai-chat-completions", "baseURL": f"{mock_base}/v1", "apiKey": UPSTREAM_KEY,
@@ -793,18 +908,32 @@ def main(argv=None) -> int:
             "echo": {"type": "echo", "models": ["e1"]}}}
         gw_vars = {"ANY_API_CONFIG": json.dumps(cfg, separators=(",", ":")), "WORKER_AUTH_KEY": GATEWAY_KEY}
         floor_vars = {"UPSTREAM_URL": mock_base + CHAT_PATH, "UPSTREAM_KEY": UPSTREAM_KEY}
-        log("starting wrangler dev: gateway, floor" + ("" if args.no_log_compare else ", gateway@error, gateway@log"))
-        gw = start_wrangler(procs, tmp, "gateway", ENTRY, gw_vars, "warn")
+        log("starting wrangler dev: gateway, floor" +
+            ("" if args.no_log_compare else ", gateway@error, gateway@log, gateway-nolog"))
+        # wrangler dev reloads the worker whenever a file of its bundle is replaced, and other work
+        # on this machine may rebuild build/ meanwhile: run a snapshot of build/ taken now.
+        snap = tmp / "snapshot"
+        snapshot_build(ENTRY.parent, snap / "build")
+        (snap / "bench").mkdir()
+        shutil.copy2(NOLOG, snap / "bench" / NOLOG.name)  # it imports ../build/entry.mjs
+        entry, nolog = snap / "build" / "entry.mjs", snap / "bench" / NOLOG.name
+        wasm_sha = sha(snap / "build" / WASM.name)
+        wbytes, wgz, how = wasm_gzip_size(snap / "build" / WASM.name)
+        gw = start_wrangler(procs, tmp, "gateway", entry, gw_vars, "warn")
         floor = start_wrangler(procs, tmp, "floor", FLOOR, floor_vars, "warn")
         extra = []
         if not args.no_log_compare:
-            extra = [start_wrangler(procs, tmp, "gateway-error", ENTRY, gw_vars, "error"),
-                     start_wrangler(procs, tmp, "gateway-log", ENTRY, gw_vars, None)]
+            extra = [start_wrangler(procs, tmp, "gateway-error", entry, gw_vars, "error"),
+                     start_wrangler(procs, tmp, "gateway-log", entry, gw_vars, None),
+                     start_wrangler(procs, tmp, "gateway-nolog", nolog, gw_vars, "warn")]
         workers = [gw, floor] + extra
         probes = {s.name: f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\n\r\n".encode() for s in workers}
         probes["floor"] = raw_post(floor.port, "/local", b"{}", None)
         wait_ready(workers, probes)
         log(f"ready after {time.monotonic() - t_start:.1f} s (mock :{mock.port}, gateway :{gw.port}, floor :{floor.port})")
+        time.sleep(1.0)  # let the freshly started processes settle
+        pids_at_start = {s.name: workerd_pids(s) for s in workers}
+        load0 = (time.monotonic(), machine_busy(), own_cpu([mock] + workers))
 
         to = 15.0
         mk = lambda name, srv, path, model, auth, stream: Target(name, srv, path, chat_body(model, stream), auth, stream, to)
@@ -852,7 +981,8 @@ def main(argv=None) -> int:
         log_levels = {}
         if extra:
             log(f"console-logging comparison: {args.log_rounds} rounds")
-            lvl_servers = {"warn (the bench default)": gw, "error": extra[0], "log (wrangler default)": extra[1]}
+            lvl_servers = {"warn (the bench default)": gw, "error": extra[0], "log (wrangler default)": extra[1],
+                           "warn + console.log stubbed": extra[2]}
             lt = []
             for lvl, srv in lvl_servers.items():
                 lt.append(mk(f"{lvl}|stream", srv, CHAT_PATH, "oai.gpt-4o-mini", GATEWAY_KEY, True))
@@ -867,8 +997,8 @@ def main(argv=None) -> int:
                                    "n": s["echo"]["n"]}
             for t in lt:
                 t.conn.close()
-            n_lines = tail(extra[1].log_path, 10**7).count('"request_id"')
-            notes.append(f"at --log-level log wrangler printed {n_lines} gateway log lines; at warn/error none")
+            n_lines = {s.name: tail(s.log_path, 10**8).count('"requestId"') for s in (gw, extra[0], extra[1])}
+            notes.append(f"gateway console lines printed by wrangler, per instance: {n_lines}")
 
         log(f"throughput: {'wrk' if use_wrk else 'python asyncio client'}, c={args.concurrency}, "
             f"{args.rps_rounds} x {args.rps_seconds:g} s per target")
@@ -882,22 +1012,45 @@ def main(argv=None) -> int:
         for t in rps_targets:
             t.once(record=False)
             t.conn.close()
-        thr = rps_phase(procs, rps_targets, [mock, gw, floor], args, tmp, use_wrk, deadline)
+        if extra:
+            rps_targets += [mk("gateway_nolog_passthrough", extra[2], CHAT_PATH, "oai.gpt-4o-mini", GATEWAY_KEY, False),
+                            mk("gateway_nolog_echo", extra[2], CHAT_PATH, "echo.e1", GATEWAY_KEY, False)]
+        thr = rps_phase(procs, rps_targets, [mock, gw, floor] + extra[2:], args, tmp, use_wrk, deadline)
         throughput = {
             "loadgen": ("wrk " + subprocess.run(["wrk", "-v"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                         .stdout.decode(errors="replace").split("\n")[0].split(" [")[0].replace("wrk ", "")) if use_wrk
-                       else "python asyncio client (wrk not installed)",
+                       else "python asyncio client" + (" (wrk not installed)" if args.loadgen == "auto" else ""),
             "concurrency": args.concurrency, "rounds": args.rps_rounds, "seconds_per_round": args.rps_seconds,
             "targets": thr,
             "ratio_gateway_floor_pct": round(100 * thr["gateway_passthrough"]["rps"] / thr["floor"]["rps"], 1),
             "ratio_echo_floor_local_pct": round(100 * thr["gateway_echo"]["rps"] / thr["floor_local"]["rps"], 1),
         }
+        if "gateway_nolog_passthrough" in thr:
+            throughput["ratio_nolog_floor_pct"] = round(
+                100 * thr["gateway_nolog_passthrough"]["rps"] / thr["floor"]["rps"], 1)
         errs = {k: v["non2xx"] + v["socket_errors"] for k, v in thr.items() if v["non2xx"] + v["socket_errors"]}
         if errs:
             notes.append(f"errors under load (non-2xx or socket errors): {errs}")
-        for srv in (gw, floor):
+        for srv in workers:
             if srv.proc.poll() is not None:
                 notes.append(f"{srv.name} exited during the run")
+            elif workerd_pids(srv) != pids_at_start[srv.name]:
+                notes.append(f"the processes of {srv.name} changed during the run (a wrangler reload?): "
+                             "its figures may be disturbed")
+        t1, busy1, own1 = time.monotonic(), machine_busy(), own_cpu([mock] + workers)
+        foreign = max(0.0, (busy1 - load0[1]) - (own1 - load0[2])) / (t1 - load0[0])
+        machine_load = {"foreign_cores": round(foreign, 2), "bench_cores": round((own1 - load0[2]) / (t1 - load0[0]), 2),
+                        "cores": os.cpu_count()}
+        if foreign > 0.15:
+            notes.append(f"other processes kept {foreign:.2f} of {os.cpu_count()} cores busy on average during the "
+                         "measurements: figures are noisier than on an idle machine")
+        if NO_INSPECTOR:
+            notes.append("--no-inspector: wrangler dev ran without its devtools relay (VSCODE_INSPECTOR_OPTIONS set)")
+        else:
+            notes.append("wrangler dev relays every inspector event of the worker (each console.log, and the Network "
+                         "events of each subrequest) from workerd to its node process (InspectorProxyWorker "
+                         "sendDebugLog), whatever --log-level says: that is the 'node' CPU above; --no-inspector "
+                         "measures without it")
     except KeyboardInterrupt:
         log("interrupted; stopping everything")
         procs.stop_all()
@@ -909,12 +1062,15 @@ def main(argv=None) -> int:
     finally:
         signal.alarm(0)
         procs.stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep_tmp:
+            log(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
-    wbytes, wgz, how = wasm_gzip_size(WASM)
     if sha(WASM) != wasm_sha:
-        notes.append("build/index_bg.wasm changed during the run (a rebuild?): wrangler may have reloaded mid-bench")
-    if use_wrk is False:
+        notes.append(f"build/ was rebuilt during the run; the figures are those of the snapshot taken at the start "
+                     f"(index_bg.wasm sha256 {wasm_sha}...)")
+    if not use_wrk and args.loadgen == "auto":
         notes.append("wrk was not found, so throughput used the (much slower) Python client; install wrk for real numbers")
     invoked = os.environ.get("BENCH_INVOKED_AS") or shlex.join([os.path.relpath(sys.executable, REPO)
                                                                 if sys.executable.startswith(str(REPO)) else sys.executable,
@@ -930,6 +1086,7 @@ def main(argv=None) -> int:
         "latency": latency, "added": add, "overhead_vs_floor": overhead,
         "log_levels": log_levels, "throughput": throughput,
         "wasm": {"bytes": wbytes, "gzip9_bytes": wgz, "gzip_how": how},
+        "machine_load": machine_load,
         "notes": notes,
         "wall_seconds": round(time.monotonic() - t_start, 1),
     }

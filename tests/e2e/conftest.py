@@ -236,7 +236,9 @@ def mock(mock_upstream):
 # Upstream models every provider gets for the conversion matrix (test_conversion.py): the mock
 # answers with two parallel tool calls when the model name contains "parallel", stops its stream
 # half-way (mock-truncate) or stalls mid-stream then drops the connection (mock-hang-mid-<ms>).
-CONVERSION_MODELS = {"mock-parallel": {}, "mock-truncate": {}, "mock-hang-mid-800": {}}
+# Also: "mock-preamble" answers a tool call with a text preamble first; "mock-hang-mid" stalls 60 s
+# mid-stream (the gateway's idleMs ends it).
+CONVERSION_MODELS = {"mock-parallel": {}, "mock-preamble": {}, "mock-truncate": {}, "mock-hang-mid-800": {}, "mock-hang-mid": {}}
 
 
 def gateway_config(mock_base: str) -> dict:
@@ -262,7 +264,11 @@ def gateway_config(mock_base: str) -> dict:
                      "models": {"m": {}}},
         },
         "limits": {"maxBodyBytes": 262144},
-        "timeouts": {"firstByteMs": 3000},
+        "timeouts": {"firstByteMs": 3000, "idleMs": 1000},  # idleMs: a stream silent for 1 s is ended
+        # The mock's 429s say retry-after: 7; honouring it would cost 7 s per rate-limit test.
+        # Hints above 1 s are not waited for (the error goes back to the caller at once);
+        # the other retry rules keep their defaults.
+        "retry": {"maxRetryAfterMs": 1000},
     }
 
 

@@ -21,6 +21,20 @@ name (for Gemini the model in the URL):
   mock-truncate        stream stops before its terminal event (non-stream: body cut short)
   mock-garbage         200 with a non-JSON body
   mock-reset           close the socket (TCP RST) without any response
+  mock-hang-mid-<ms>   like mock-hang-mid, but stall <ms> and then drop the connection
+Otherwise the reply is chosen by the request content, per API and in its real shapes:
+  tools declared (and tool_choice allows) -> a call to the first tool (two calls, to the first two
+      tools, when the model name contains "parallel"), arguments from its JSON schema:
+      string -> "<prop>-value", number/integer -> 1, boolean -> true (required props, else all)
+  conversation ends with tool results     -> "result: <outputs joined by ' | '>"
+  otherwise                               -> "mock(<api>) reply to: <last user text>"
+  reasoning requested (Chat reasoning_effort, Responses reasoning.effort, Anthropic thinking,
+      Gemini thinkingConfig) -> reasoning in the API's own place, with a replay token:
+      Anthropic signature "sig-"+sha256(thinking); Responses encrypted_content "enc-"+sha256(summary);
+      Gemini thoughtSignature base64("gsig-"+sha256(part)) on the first functionCall (else last text part)
+Replayed history is validated like the real APIs do (tool call/result pairing, signatures and
+encrypted content the mock issued, Gemini Schema keywords, ...); rejections are logged with their
+error body under "error" in /_mock/requests.
 Any request containing "gw-test-key-" (the gateway's client keys) anywhere is answered
 with 400 "LEAKED_CLIENT_KEY".
 """
@@ -625,8 +639,12 @@ def thinking_request(api: str, body: dict) -> dict | None:
     return None
 
 
+PREAMBLE = "Let me check that for you."
+
+
 class Plan:
-    """What the mock answers: text, or tool calls; optionally with reasoning."""
+    """What the mock answers: text, or tool calls (with a text preamble when the model name
+    contains "preamble"); optionally with reasoning."""
 
     def __init__(self, api: str, body: dict, model: str):
         self.api = api
@@ -641,6 +659,8 @@ class Plan:
             self.calls = [(name, args_from_schema(schema)) for name, schema in picked]
             if not self.calls:
                 self.text = reply_text(api, body)
+            elif "preamble" in model:  # text before the calls, like Claude's "Let me check."
+                self.text = PREAMBLE
         th = thinking_request(api, body)
         self.reasoning: str | None = None
         self.summary = self.show = False
@@ -655,10 +675,9 @@ class Plan:
         return approx_tokens(self.reasoning) if self.reasoning else 0
 
     def output_tokens(self) -> int:
-        """Visible output (text or call arguments), excluding reasoning."""
-        if self.calls:
-            return sum(approx_tokens(n + json.dumps(a)) for n, a in self.calls)
-        return approx_tokens(self.text or "")
+        """Visible output (text and call arguments), excluding reasoning."""
+        n = sum(approx_tokens(n + json.dumps(a)) for n, a in self.calls)
+        return n + (approx_tokens(self.text) if self.text else 0)
 
 
 def split_json(s: str, n_min=2) -> list[str]:
@@ -775,6 +794,49 @@ CHAT_PART_TYPES = {
 }
 
 
+JSON_SCHEMA_TYPES = {"string", "number", "integer", "boolean", "array", "object", "null"}
+
+
+def json_schema_problem(schema, path=()):
+    """(context, bad type value) for the first `type` that is not a JSON Schema type (e.g. Gemini's
+    upper-case "OBJECT"), else None. Walks properties, items, combinators and definitions."""
+    if not isinstance(schema, dict):
+        return None
+    t = schema.get("type")
+    if t is not None:
+        for v in (t if isinstance(t, list) else [t]):
+            if v not in JSON_SCHEMA_TYPES:
+                return path, v
+    subs = []
+    for key in ("properties", "$defs", "definitions", "patternProperties"):
+        if isinstance(schema.get(key), dict):
+            subs += [((key, k), v) for k, v in schema[key].items()]
+    for key in ("items", "additionalProperties", "not", "contains"):
+        if isinstance(schema.get(key), dict):
+            subs.append(((key,), schema[key]))
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        if isinstance(schema.get(key), list):
+            subs += [((key, i), v) for i, v in enumerate(schema[key])]
+    for rel, sub in subs:
+        found = json_schema_problem(sub, path + rel)
+        if found:
+            return found
+    return None
+
+
+def check_openai_tool_schema(name, params, param_path):
+    if params is None:
+        return
+    if not isinstance(params, dict) or params.get("type") != "object":
+        t = params.get("type") if isinstance(params, dict) else None
+        raise _oerr(f"Invalid schema for function '{name}': schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{t}\"'.",
+                    param_path, "invalid_function_parameters")
+    found = json_schema_problem(params)
+    if found:
+        raise _oerr(f"Invalid schema for function '{name}': In context={found[0]!r}, {json.dumps(found[1])} is not valid under any of the given schemas.",
+                    param_path, "invalid_function_parameters")
+
+
 def validate_chat(body: dict):
     check_unknown_openai(body, CHAT_FIELDS, False)
     check_model_openai(body)
@@ -873,9 +935,15 @@ def validate_chat(body: dict):
             inner = t.get(t["type"])
             if not isinstance(inner, dict) or not isinstance(inner.get("name"), str):
                 raise _oerr(f"Missing required parameter: 'tools[{i}].{t['type']}'.", f"tools[{i}].{t['type']}", "missing_required_parameter")
+    for i, t in enumerate(body.get("tools") or []):
+        if t.get("type") == "function":
+            check_openai_tool_schema(t["function"]["name"], t["function"].get("parameters"), f"tools[{i}].function.parameters")
     eff = body.get("reasoning_effort")
     if eff is not None and eff not in OPENAI_EFFORTS:
         raise _oerr(f"Invalid value: '{eff}'. Supported values are: {oxford(OPENAI_EFFORTS)}.", "reasoning_effort", "invalid_value")
+    if eff is not None and body.get("max_tokens") is not None:  # reasoning models take max_completion_tokens only (P-C4)
+        raise _oerr("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                    "max_tokens", "unsupported_parameter")
     for i, t in enumerate(body.get("tools") or []):
         name = (t.get(t.get("type")) or {}).get("name")
         if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name):
@@ -981,6 +1049,8 @@ def validate_responses(body: dict, count_only=False):
                 raise _oerr(f"Missing required parameter: 'tools[{i}].type'.", f"tools[{i}].type", "missing_required_parameter")
             if t["type"] == "function" and not isinstance(t.get("name"), str):
                 raise _oerr(f"Missing required parameter: 'tools[{i}].name'.", f"tools[{i}].name", "missing_required_parameter")
+            if t["type"] == "function":
+                check_openai_tool_schema(t["name"], t.get("parameters"), f"tools[{i}].parameters")
 
 
 def validate_responses_replay(body: dict, inp: list):
@@ -1150,6 +1220,12 @@ def validate_anthropic(body: dict, beta: bool, count_only=False):
                 raise _aerr(f"tools.{i}.name: Field required")
             if t.get("type", "custom") == "custom" and not isinstance(t.get("input_schema"), dict):
                 raise _aerr(f"tools.{i}.custom.input_schema: Field required")
+            if t.get("type", "custom") == "custom":
+                if t["input_schema"].get("type") != "object":
+                    raise _aerr(f"tools.{i}.custom.input_schema.type: Input should be 'object'")
+                if json_schema_problem(t["input_schema"]):
+                    raise _aerr(f"tools.{i}.custom.input_schema: JSON schema is invalid. It must match JSON Schema draft 2020-12 "
+                                "(https://json-schema.org/draft/2020-12). Learn more about tool use at https://docs.claude.com/en/docs/tool-use.")
     th = body.get("thinking")
     if isinstance(th, dict) and th.get("type") == "enabled" and not count_only:
         bt = th.get("budget_tokens")
@@ -1614,20 +1690,6 @@ def responses_reply(body, model=None):
                              part={"type": "summary_text", "text": plan.reasoning}))
         events.append(ev("response.output_item.done", output_index=oi, item=item))
         output.append(item)
-    for name, args in plan.calls:
-        fc_id, call_id, a = f"fc_mock{next_id():016d}", f"call_mock{next_id():012d}", json.dumps(args)
-        if rs_id:
-            with _issued_lock:
-                _fc_reasoning[fc_id] = rs_id
-                _rs_follower.setdefault(rs_id, fc_id)
-        oi = len(output)
-        item = {"id": fc_id, "type": "function_call", "status": "completed", "call_id": call_id, "name": name, "arguments": a}
-        events.append(ev("response.output_item.added", output_index=oi, item=dict(item, status="in_progress", arguments="")))
-        for piece in split_json(a):
-            events.append(ev("response.function_call_arguments.delta", item_id=fc_id, output_index=oi, delta=piece))
-        events.append(ev("response.function_call_arguments.done", item_id=fc_id, output_index=oi, name=name, arguments=a))
-        events.append(ev("response.output_item.done", output_index=oi, item=item))
-        output.append(item)
     if plan.text is not None:
         mid, text, oi = f"msg_mock{next_id():016d}", plan.text, len(output)
         if rs_id:
@@ -1646,6 +1708,20 @@ def responses_reply(body, model=None):
         events.append(ev("response.content_part.done", item_id=mid, output_index=oi, content_index=0, part=part_done))
         events.append(ev("response.output_item.done", output_index=oi, item=item_done))
         output.append(item_done)
+    for name, args in plan.calls:
+        fc_id, call_id, a = f"fc_mock{next_id():016d}", f"call_mock{next_id():012d}", json.dumps(args)
+        if rs_id:
+            with _issued_lock:
+                _fc_reasoning[fc_id] = rs_id
+                _rs_follower.setdefault(rs_id, fc_id)
+        oi = len(output)
+        item = {"id": fc_id, "type": "function_call", "status": "completed", "call_id": call_id, "name": name, "arguments": a}
+        events.append(ev("response.output_item.added", output_index=oi, item=dict(item, status="in_progress", arguments="")))
+        for piece in split_json(a):
+            events.append(ev("response.function_call_arguments.delta", item_id=fc_id, output_index=oi, delta=piece))
+        events.append(ev("response.function_call_arguments.done", item_id=fc_id, output_index=oi, name=name, arguments=a))
+        events.append(ev("response.output_item.done", output_index=oi, item=item))
+        output.append(item)
     full = responses_object(body, rid, "completed", output, usage, created)
     terminal = [ev("response.completed", response=full)]
     return full, events, terminal
@@ -1732,26 +1808,28 @@ def gemini_reply(body, model):
             part["thoughtSignature"] = issue_gemini_signature({"name": name, "args": args})
         call_parts.append(part)
     text_pieces = split_chunks(plan.text) if plan.text is not None else []
-    text_sig = issue_gemini_signature({"text": plan.text}) if plan.reasoning and plan.text is not None else None
-    parts = list(thought_parts) + call_parts
+    # the signature goes on the first functionCall; only a text-only answer signs its last text part
+    text_sig = issue_gemini_signature({"text": plan.text}) if plan.reasoning and plan.text is not None and not plan.calls else None
+    parts = list(thought_parts)
     if plan.text is not None:
         p = {"text": plan.text}
         if text_sig:
             p["thoughtSignature"] = text_sig
         parts.append(p)
+    parts += call_parts
     full = {"candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}],
             "usageMetadata": usage, "modelVersion": model, "responseId": rid}
 
     chunk_parts = []  # one list of parts per chunk
     if thought_parts:
         chunk_parts += [[{"text": piece, "thought": True}] for piece in split_two(plan.reasoning)]
-    if call_parts:
-        chunk_parts.append(call_parts)  # function calls arrive whole, in one chunk
     for i, piece in enumerate(text_pieces):
         p = {"text": piece}
         if text_sig and i == len(text_pieces) - 1:
             p["thoughtSignature"] = text_sig
         chunk_parts.append([p])
+    if call_parts:
+        chunk_parts.append(call_parts)  # function calls arrive whole, in one chunk
     chunks = []
     for i, cp in enumerate(chunk_parts):
         cand = {"content": {"parts": cp, "role": "model"}, "index": 0}
@@ -1796,6 +1874,8 @@ def rate_headers(api):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Send each SSE event at once (with Nagle on, the first event waits ~40 ms for a delayed ACK).
+    disable_nagle_algorithm = True
     server_version = "mock-upstream/1"
     sys_version = ""
     verbose = False

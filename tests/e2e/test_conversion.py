@@ -35,6 +35,8 @@ import pytest
 from google.genai import errors as gerrors
 from google.genai import types as gtypes
 
+from conftest import summarize_record
+
 CLIENTS = ("chat", "responses", "anthropic", "gemini")
 PROVIDERS = ("oai", "resp", "ant", "gem")
 PROVIDER_API = {"oai": "chat", "resp": "responses", "ant": "anthropic", "gem": "gemini"}
@@ -442,9 +444,7 @@ def test_thinking_tool_round_trip(gateway, client, provider, stream):
     d = pair(gateway, client)
     t1 = d.send(BASE_MODEL[provider], d.start("weather in paris?"), stream, tools=True, think=True)
     check_calls(t1, d, client, provider, [("get_weather", WEATHER_ARGS)])
-    if not (client == "chat" and provider == "ant"):  # Chat -> Claude may run without thinking
-        assert t1.reasoning.startswith("mock reasoning about weather in paris?"), ctx(
-            client, provider, f"first turn reasoning not shown: {t1.reasoning!r}")
+    first_log = upstream_requests(gateway, provider)
     gateway.mock.clear()
     t2 = d.send(BASE_MODEL[provider], d.results(t1), stream, tools=True, think=True)
     check_result_text(t2, client, provider, ["sunny"])
@@ -466,6 +466,54 @@ def test_thinking_tool_round_trip(gateway, client, provider, stream):
         model_turns = [c for c in body["contents"] if c.get("role") == "model"]
         calls = [p for p in model_turns[-1]["parts"] if "functionCall" in p]
         assert calls[0].get("thoughtSignature"), ctx(client, provider, f"thoughtSignature not replayed: {model_turns[-1]}")
+    # checked last so that a missing display does not hide the replay result above
+    if not (client == "chat" and provider == "ant"):  # Chat -> Claude may run without thinking
+        assert t1.reasoning.startswith("mock reasoning about weather in paris?"), ctx(
+            client, provider, f"first turn reasoning not shown (replay itself worked): {t1.reasoning!r}; "
+                              f"first upstream request: {[summarize_record(r) for r in first_log]}")
+
+
+@pytest.mark.parametrize("client,provider", PAIRS, ids=PAIR_IDS)
+def test_thinking_parallel_tool_round_trip(gateway, client, provider):
+    """Parallel calls after reasoning: Gemini signs only the first call, Responses ties both calls
+    to one reasoning item, Claude puts one thinking block before both tool_use blocks."""
+    d = pair(gateway, client)
+    model = BASE_MODEL[provider].split(".")[0] + ".mock-parallel"
+    t1 = d.send(model, d.start("weather and time?"), False, tools=True, think=True)
+    check_calls(t1, d, client, provider, [("get_weather", WEATHER_ARGS), ("get_time", TIME_ARGS)])
+    t2 = d.send(model, d.results(t1), False, tools=True, think=True)
+    check_result_text(t2, client, provider, ["sunny", "noon"])
+
+
+@MODES
+@pytest.mark.parametrize("client,provider", PAIRS, ids=PAIR_IDS)
+def test_preamble_tool_round_trip(gateway, client, provider, stream):
+    """An assistant turn with text before its tool call (and reasoning before both), then back."""
+    d = pair(gateway, client)
+    model = BASE_MODEL[provider].split(".")[0] + ".mock-preamble"
+    t1 = d.send(model, d.start("weather in paris?"), stream, tools=True, think=True)
+    assert t1.text == "Let me check that for you.", ctx(client, provider, f"preamble text {t1.text!r}")
+    check_calls(t1, d, client, provider, [("get_weather", WEATHER_ARGS)])
+    t2 = d.send(model, d.results(t1), stream, tools=True, think=True)
+    check_result_text(t2, client, provider, ["sunny"])
+    (sent,) = upstream_requests(gateway, provider)[-1:]
+    # the preamble went back as assistant text of the same turn
+    assert "Let me check that for you." in joined_text(sent["body"]), ctx(client, provider, "preamble text dropped from the replayed turn")
+
+
+def joined_text(obj) -> str:
+    """All "text"/"content" strings of a request body, concatenated in order (streamed text may
+    come back as several parts)."""
+    out = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in ("text", "content") and isinstance(v, str):
+                out.append(v)
+            else:
+                out.append(joined_text(v))
+    elif isinstance(obj, list):
+        out += [joined_text(v) for v in obj]
+    return "".join(out)
 
 
 # ======================================================================================
@@ -523,9 +571,16 @@ def test_overloaded(gateway, client, provider, stream):
 CONNECTION_ERRORS = (openai.APIConnectionError, anthropic.APIConnectionError, httpx.TransportError)
 
 
-@pytest.mark.parametrize("breakage", ["mock-truncate", "mock-hang-mid-800"], ids=["truncated", "dropped-after-stall"])
+BREAKAGES = pytest.mark.parametrize("breakage", ["mock-truncate", "mock-hang-mid-800", "mock-hang-mid"],
+                                    ids=["truncated", "dropped-after-stall", "hung"])
+
+
+@pytest.mark.parametrize("breakage", ["mock-truncate", "mock-hang-mid"], ids=["truncated", "hung"])  # dropped: wire test only
 @pytest.mark.parametrize("client,provider", CROSS, ids=CROSS_IDS)
 def test_broken_upstream_stream(gateway, client, provider, breakage):
+    """truncated: the upstream ends its stream before the terminal event; dropped-after-stall:
+    it stalls 0.8 s mid-stream, then the connection drops; hung: it stalls 60 s mid-stream (the
+    gateway's idleMs, 1 s in the test config, has to end it)."""
     d = pair(gateway, client)
     model = BASE_MODEL[provider].split(".")[0] + "." + breakage
     t0 = time.monotonic()
@@ -542,3 +597,260 @@ def test_broken_upstream_stream(gateway, client, provider, breakage):
     assert not isinstance(raised, CONNECTION_ERRORS), ctx(
         client, provider, f"the client saw a broken connection ({type(raised).__name__}: {raised}), not an SSE error event and a clean end")
     assert gateway.alive()
+
+
+# ======================================================================================
+# Raw grammar of converted streams: what the SDK accumulators would tolerate but strict
+# clients do not (event order, block nesting and indices, sequence numbers, delta rules)
+# ======================================================================================
+from anthropic.types import RawMessageStreamEvent  # noqa: E402
+from openai.types.chat import ChatCompletionChunk  # noqa: E402
+from openai.types.responses import ResponseStreamEvent  # noqa: E402
+
+from e2e_util import CLIENT_KEY, auth_headers, parse_sse, validate_event  # noqa: E402
+
+GEM_RAW_TOOLS = [{"functionDeclarations": [
+    {"name": "get_weather", "description": "Weather forecast", "parameters": {
+        "type": "OBJECT", "required": ["city", "days"], "properties": {
+            "city": {"type": "STRING"}, "days": {"type": "INTEGER"}, "unit": {"type": "STRING", "enum": ["c", "f"]}}}},
+    {"name": "get_time", "description": "Current time", "parametersJsonSchema": TIME}]}]
+
+
+def raw_stream_request(client, model, tools, think=True):
+    path, body = _raw_stream_request(client, model, tools)
+    if not think:
+        for k in ("reasoning_effort", "reasoning", "include", "thinking"):
+            body.pop(k, None)
+        body.pop("generationConfig", None)
+        if client == "anthropic":
+            body["max_tokens"] = 256
+    return path, body
+
+
+def _raw_stream_request(client, model, tools):
+    prompt = "weather and time?"
+    if client == "chat":
+        body = {"model": model, "stream": True, "stream_options": {"include_usage": True}, "reasoning_effort": "high",
+                "messages": [{"role": "user", "content": prompt}]}
+        if tools:
+            body["tools"] = CHAT_TOOLS
+        return "/v1/chat/completions", body
+    if client == "responses":
+        body = {"model": model, "stream": True, "input": prompt, "reasoning": {"effort": "high", "summary": "auto"},
+                "include": ["reasoning.encrypted_content"]}
+        if tools:
+            body["tools"] = RESP_TOOLS
+        return "/v1/responses", body
+    if client == "anthropic":
+        body = {"model": model, "stream": True, "max_tokens": 2048, "thinking": {"type": "enabled", "budget_tokens": 1024},
+                "messages": [{"role": "user", "content": prompt}]}
+        if tools:
+            body["tools"] = ANT_TOOLS
+        return "/v1/messages", body
+    body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}],
+            "generationConfig": {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 1024}}}
+    if tools:
+        body["tools"] = GEM_RAW_TOOLS
+    return f"/v1beta/models/{model}:streamGenerateContent?alt=sse", body
+
+
+def check_chat_grammar(events, tools):
+    assert events and events[-1] == (None, "[DONE]"), f"no data: [DONE] terminator: {events[-3:]}"
+    assert all(ev is None for ev, _ in events), "Chat streams carry no event: lines"
+    chunks = [json.loads(d) for _, d in events[:-1]]
+    for c in chunks:
+        ChatCompletionChunk.model_validate(c)
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0, "include_usage: last chunk must carry usage with choices []"
+    assert all(c.get("usage") is None for c in chunks[:-1]), "usage only on the final chunk"
+    body = chunks[:-1]
+    finishes = [(i, ch["finish_reason"]) for i, c in enumerate(body) for ch in c["choices"] if ch.get("finish_reason")]
+    assert len(finishes) == 1 and finishes[0][0] == len(body) - 1, f"one finish_reason, on the last choice chunk: {finishes}"
+    assert finishes[0][1] == ("tool_calls" if tools else "stop")
+    seen, args, order = {}, {}, []
+    for c in body:
+        for ch in c["choices"]:
+            delta = ch["delta"]
+            if delta.get("reasoning_content"):
+                order.append("reasoning")
+            if delta.get("content"):
+                order.append("content")
+            for tc in delta.get("tool_calls") or []:
+                order.append("tool")
+                i = tc["index"]
+                if i not in seen:
+                    assert tc.get("id") and tc.get("type") == "function" and tc["function"].get("name"), f"first delta of tool {i} lacks id/type/name: {tc}"
+                    seen[i] = tc["function"]["name"]
+                else:
+                    assert "id" not in tc or tc["id"] is None, f"id repeated on a later delta of tool {i}: {tc}"
+                args[i] = args.get(i, "") + (tc["function"].get("arguments") or "")
+    if "reasoning" in order:  # whether it is shown at all is test_thinking's business
+        n = order.count("reasoning")
+        assert order[:n] == ["reasoning"] * n, f"reasoning_content must come before content/tool calls: {order}"
+    if tools:
+        assert sorted(seen) == [0, 1] and [json.loads(args[i]) for i in (0, 1)] == [WEATHER_ARGS, TIME_ARGS], (seen, args)
+
+
+def check_responses_grammar(events, tools):
+    data = []
+    for ev, d in events:
+        if d == "[DONE]":
+            continue
+        obj = json.loads(d)
+        assert ev == obj["type"], f"event name {ev!r} differs from type {obj['type']!r}"
+        validate_event(ResponseStreamEvent, obj)
+        data.append(obj)
+    assert [d["sequence_number"] for d in data] == list(range(len(data))), "sequence_number must count 0,1,2,..."
+    types_ = [d["type"] for d in data]
+    assert types_[:2] == ["response.created", "response.in_progress"] and types_[-1] == "response.completed", types_
+    open_items, done_items = {}, []
+    for d in data[2:-1]:
+        t = d["type"]
+        if t == "response.output_item.added":
+            assert d["output_index"] == len(done_items) and not open_items, f"items must open one at a time, in order: {d}"
+            open_items[d["item"]["id"]] = d["item"]["type"]
+        elif t == "response.output_item.done":
+            assert d["item"]["id"] in open_items, f"done for an item never added: {d}"
+            del open_items[d["item"]["id"]]
+            done_items.append(d["item"])
+        elif "item_id" in d:
+            assert d["item_id"] in open_items, f"{t} for an item that is not open: {d}"
+            kind = open_items[d["item_id"]]
+            assert (t.startswith("response.reasoning") and kind == "reasoning") or \
+                   (t.startswith("response.function_call") and kind == "function_call") or \
+                   (t.startswith(("response.output_text", "response.content_part", "response.refusal")) and kind == "message"), (t, kind)
+    final = data[-1]["response"]
+    assert [(o["type"], o["id"]) for o in final["output"]] == [(o["type"], o["id"]) for o in done_items], "completed.output must list the done items"
+    kinds = [o["type"] for o in done_items]
+    if "reasoning" in kinds:
+        assert kinds.index("reasoning") == 0 and done_items[0].get("encrypted_content"), f"reasoning item first, with encrypted_content: {done_items}"
+    if tools:
+        fcs = [o for o in done_items if o["type"] == "function_call"]
+        assert [(o["name"], json.loads(o["arguments"])) for o in fcs] == [("get_weather", WEATHER_ARGS), ("get_time", TIME_ARGS)]
+        deltas = [d for d in data if d["type"] == "response.function_call_arguments.delta"]
+        assert {d["item_id"] for d in deltas} == {o["id"] for o in fcs}, "argument deltas must reference the fc item ids"
+    assert final["usage"]["output_tokens"] > 0
+
+
+def check_anthropic_grammar(events, tools):
+    data = []
+    for ev, d in events:
+        obj = json.loads(d)
+        assert ev == obj["type"], f"event name {ev!r} differs from type {obj['type']!r}"
+        if obj["type"] != "ping":
+            validate_event(RawMessageStreamEvent, obj)
+            data.append(obj)
+    types_ = [d["type"] for d in data]
+    assert types_[0] == "message_start" and types_[-1] == "message_stop" and types_[-2] == "message_delta", types_
+    blocks, current, partial = [], None, {}
+    for d in data[1:-2]:
+        t = d["type"]
+        if t == "content_block_start":
+            assert current is None, f"block {d['index']} started while block {current} is open (P-X1)"
+            assert d["index"] == len(blocks), f"block indices must be contiguous from 0: got {d['index']} after {len(blocks)} blocks"
+            current = d["index"]
+            blocks.append(d["content_block"]["type"])
+        elif t == "content_block_delta":
+            assert d["index"] == current, f"delta for block {d['index']} while block {current} is open"
+            dt, bt = d["delta"]["type"], blocks[current]
+            allowed = {"text": {"text_delta", "citations_delta"}, "thinking": {"thinking_delta", "signature_delta"},
+                       "tool_use": {"input_json_delta"}, "redacted_thinking": set()}[bt]
+            assert dt in allowed, f"{dt} inside a {bt} block"
+            if dt == "input_json_delta":
+                partial[current] = partial.get(current, "") + d["delta"]["partial_json"]
+            if bt == "thinking":
+                partial.setdefault(("sig", current), []).append(dt)
+        elif t == "content_block_stop":
+            assert d["index"] == current, f"stop for block {d['index']} while {current} is open"
+            current = None
+        else:
+            raise AssertionError(f"unexpected {t} between message_start and message_delta")
+    assert current is None, "a block was never stopped"
+    if "thinking" in blocks:
+        assert blocks[0] == "thinking", f"thinking block first: {blocks}"
+        sig_seq = partial.get(("sig", 0), [])
+        assert sig_seq and sig_seq[-1] == "signature_delta", f"thinking block must end with its signature_delta: {sig_seq}"
+    stop = data[-2]["delta"]["stop_reason"]
+    if tools:
+        tool_idx = [i for i, b in enumerate(blocks) if b == "tool_use"]
+        assert len(tool_idx) == 2 and [json.loads(partial.get(i) or "{}") for i in tool_idx] == [WEATHER_ARGS, TIME_ARGS], (blocks, partial)
+        assert stop == "tool_use", stop
+    else:
+        assert "text" in blocks and stop == "end_turn", (blocks, stop)
+    assert data[-2]["usage"]["output_tokens"] > 0
+
+
+def check_gemini_grammar(events, tools):
+    chunks = []
+    for ev, d in events:
+        assert ev is None, "Gemini streams carry no event: lines"
+        obj = json.loads(d)
+        gtypes.GenerateContentResponse.model_validate(obj)
+        chunks.append(obj)
+    finished = [i for i, c in enumerate(chunks) if any(cd.get("finishReason") for cd in c.get("candidates") or [])]
+    assert finished == [len(chunks) - 1], f"only the last chunk carries finishReason: {finished} of {len(chunks)}"
+    assert chunks[-1]["usageMetadata"]["totalTokenCount"] > 0
+    parts = [p for c in chunks for cd in c.get("candidates") or [] for p in (cd.get("content") or {}).get("parts") or []]
+    kinds = ["thought" if p.get("thought") else "call" if "functionCall" in p else "text" if "text" in p else "other" for p in parts]
+    if "thought" in kinds:
+        n = kinds.count("thought")
+        assert kinds[:n] == ["thought"] * n, f"thought parts come first: {kinds}"
+    if tools:
+        calls = [p["functionCall"] for p in parts if "functionCall" in p]
+        assert [(c["name"], c.get("args")) for c in calls] == [("get_weather", WEATHER_ARGS), ("get_time", TIME_ARGS)], calls
+    else:
+        assert "text" in kinds
+
+
+GRAMMAR_CHECK = {"chat": check_chat_grammar, "responses": check_responses_grammar, "anthropic": check_anthropic_grammar,
+                 "gemini": check_gemini_grammar}
+
+
+@pytest.mark.parametrize("tools", [False, True], ids=["thinking+text", "thinking+parallel-tools"])
+@pytest.mark.parametrize("client,provider", PAIRS, ids=PAIR_IDS)  # passthrough pairs check the checkers on the mock's own streams
+def test_converted_stream_grammar(gateway, client, provider, tools):
+    model = BASE_MODEL[provider].split(".")[0] + (".mock-parallel" if tools else "." + BASE_MODEL[provider].split(".", 1)[1])
+    path, body = raw_stream_request(client, model, tools)
+    r = gateway.post(path, json=body, headers=auth_headers(client, CLIENT_KEY))
+    assert r.status_code == 200, ctx(client, provider, f"{r.status_code}: {r.text[:400]}")
+    assert r.headers.get("content-type", "").startswith("text/event-stream")
+    try:
+        GRAMMAR_CHECK[client](parse_sse(r.text), tools)
+    except AssertionError as e:
+        raise AssertionError(ctx(client, provider, f"converted stream breaks the {client} grammar: {e}")) from e
+    except Exception as e:  # SDK type validation errors and the like
+        raise AssertionError(ctx(client, provider, f"converted stream breaks the {client} grammar: {type(e).__name__}: {e}")) from e
+
+
+ERROR_MARK = {
+    "chat": lambda ev, d: isinstance(d, dict) and "error" in d,
+    "responses": lambda ev, d: ev in ("error", "response.failed") or (isinstance(d, dict) and d.get("type") in ("error", "response.failed")),
+    "anthropic": lambda ev, d: ev == "error" or (isinstance(d, dict) and d.get("type") == "error"),
+    "gemini": lambda ev, d: isinstance(d, dict) and "error" in d,
+}
+
+
+@BREAKAGES
+@pytest.mark.parametrize("client,provider", CROSS, ids=CROSS_IDS)
+def test_broken_upstream_stream_wire(gateway, client, provider, breakage):
+    """On the wire: the caller's own error event, then a properly terminated body (the SDKs raise
+    at the error event and would not notice a connection that breaks afterwards)."""
+    model = BASE_MODEL[provider].split(".")[0] + "." + breakage
+    path, body = raw_stream_request(client, model, tools=False, think=False)
+    t0 = time.monotonic()
+    try:
+        r = gateway.post(path, json=body, headers=auth_headers(client, CLIENT_KEY), timeout=httpx.Timeout(20))
+    except httpx.HTTPError as e:
+        raise AssertionError(ctx(client, provider, f"the stream did not end cleanly: {type(e).__name__}: {e}")) from e
+    assert time.monotonic() - t0 < 12, ctx(client, provider, "took too long")
+    assert r.status_code == 200, ctx(client, provider, f"{r.status_code}: {r.text[:300]}")
+    events = []
+    for ev, d in parse_sse(r.text):
+        try:
+            events.append((ev, json.loads(d)))
+        except json.JSONDecodeError:
+            events.append((ev, d))
+    errors = [(ev, d) for ev, d in events if ERROR_MARK[client](ev, d)]
+    assert errors, ctx(client, provider, f"no {client} error event in the stream; its end: {r.text[-300:]!r}")
+    if client == "chat":  # nothing after the error but an optional [DONE]
+        after = events[events.index(errors[0]) + 1:]
+        assert all(d == "[DONE]" for _, d in after), ctx(client, provider, f"events after the error: {after}")

@@ -169,6 +169,11 @@ def test_chat_bad_effort(oai):
     with pytest.raises(openai.BadRequestError) as ei:
         oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], extra_body={"reasoning_effort": "galactic"})
     assert ei.value.body["param"] == "reasoning_effort"
+    with pytest.raises(openai.BadRequestError) as ei:
+        oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], reasoning_effort="low", max_tokens=50)
+    assert ei.value.code == "unsupported_parameter"
+    r = oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], reasoning_effort="low", max_completion_tokens=50)
+    assert r.choices[0].message.content
 
 
 # ======================================================================================
@@ -485,3 +490,43 @@ def test_mock_hang_mid_bounded(mock):
                 for _ in r.iter_raw():
                     pass
     assert mock.last("/v1/messages")["status"] == "hung-mid"
+
+
+def test_tool_schemas_must_be_json_schema(oai, ant):
+    gemini_style = {"type": "OBJECT", "properties": {"city": {"type": "STRING"}}}
+    with pytest.raises(openai.BadRequestError) as ei:
+        oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}],
+                                    tools=[{"type": "function", "function": {"name": "f", "parameters": gemini_style}}])
+    assert ei.value.code == "invalid_function_parameters" and "schema must be a JSON Schema of 'type: \"object\"'" in ei.value.message
+    nested = {"type": "object", "properties": {"city": {"type": "STRING"}}}
+    with pytest.raises(openai.BadRequestError) as ei:
+        oai.responses.create(model="m", input="x", tools=[{"type": "function", "name": "f", "parameters": nested}])
+    assert "In context=('properties', 'city'), \"STRING\" is not valid under any of the given schemas" in ei.value.message
+    with pytest.raises(anthropic.BadRequestError) as ei:
+        ant.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}],
+                            tools=[{"name": "f", "input_schema": nested}])
+    assert "JSON schema is invalid" in ei.value.body["error"]["message"]
+    # nullable unions and $defs are fine
+    ok = {"type": "object", "$defs": {"u": {"type": "string"}}, "properties": {"a": {"type": ["string", "null"]}, "b": {"$ref": "#/$defs/u"}}}
+    assert oai.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}],
+                                       tools=[{"type": "function", "function": {"name": "f", "parameters": ok}}]).choices[0].finish_reason == "tool_calls"
+
+
+def test_preamble_text_before_calls(oai, ant, gem, http):
+    r = oai.chat.completions.create(model="mock-preamble", messages=[{"role": "user", "content": "w"}], tools=CHAT_TOOLS)
+    assert r.choices[0].message.content == "Let me check that for you." and r.choices[0].finish_reason == "tool_calls"
+    r = oai.responses.create(model="mock-preamble", input="w", tools=RESP_TOOLS, reasoning={"effort": "low"})
+    assert [o.type for o in r.output] == ["reasoning", "message", "function_call"]
+    m = ant.messages.create(model="mock-preamble", max_tokens=100, tools=ANT_TOOLS, messages=[{"role": "user", "content": "w"}])
+    assert [b.type for b in m.content] == ["text", "tool_use"] and m.stop_reason == "tool_use"
+    g = gem.models.generate_content(model="mock-preamble", contents="w", config=gtypes.GenerateContentConfig(
+        tools=GEM_TOOLS, thinking_config=gtypes.ThinkingConfig(thinking_budget=512)))
+    parts = g.candidates[0].content.parts
+    assert parts[0].text == "Let me check that for you." and parts[0].thought_signature is None
+    assert parts[1].function_call.name == "get_weather" and parts[1].thought_signature.startswith(b"gsig-")
+    raw = http.post("/v1/chat/completions", headers=OAI_H, json={"model": "mock-preamble", "stream": True, "tools": CHAT_TOOLS,
+                                                                 "messages": [{"role": "user", "content": "w"}]}).text
+    deltas = [c["choices"][0]["delta"] for c in (json.loads(d) for _, d in parse_sse(raw) if d != "[DONE]") if c["choices"]]
+    kinds = ["content" if d.get("content") else "tool" if d.get("tool_calls") else None for d in deltas]
+    kinds = [k for k in kinds if k]
+    assert kinds[0] == "content" and kinds[-1] == "tool" and kinds.index("tool") > max(i for i, k in enumerate(kinds) if k == "content")
