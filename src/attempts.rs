@@ -90,11 +90,13 @@ pub struct Driver {
     wait_ms: Option<u64>,
     attempt_started_ms: u64,
     pub log: Vec<AttemptRecord>,
+    /// Whether this request changed breaker or key state (worth sharing across isolates).
+    pub changed_health: bool,
 }
 
 impl Driver {
     pub fn new(candidates: Vec<Candidate>, policy: RetryPolicy, breaker: BreakerPolicy, now_ms: u64) -> Self {
-        Driver { candidates, policy, breaker, started_ms: now_ms, current: 0, on_target: 0, total: 0, wait_ms: None, attempt_started_ms: now_ms, log: Vec::new() }
+        Driver { candidates, policy, breaker, started_ms: now_ms, current: 0, on_target: 0, total: 0, wait_ms: None, attempt_started_ms: now_ms, log: Vec::new(), changed_health: false }
     }
 
     pub fn attempts(&self) -> u32 {
@@ -158,9 +160,14 @@ impl Driver {
             duration_ms: now_ms.saturating_sub(self.attempt_started_ms),
         });
         let healthy = !outcome.is_target_failure();
-        health.breakers.entry(c.target_id.clone()).or_default().record(healthy, now_ms, &self.breaker);
+        if health.breakers.entry(c.target_id.clone()).or_default().record(healthy, now_ms, &self.breaker) {
+            self.changed_health = true;
+        }
         let pool = health.pool(&c.provider_id, c.keys.max(1));
         pool.record(key, outcome, now_ms);
+        if matches!(outcome, Outcome::Status { code: 401 | 403 | 429, .. }) {
+            self.changed_health = true;
+        }
         if *outcome == Outcome::Success {
             self.current = self.candidates.len();
             return;

@@ -230,10 +230,9 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
                 Ok((config, _)) => config.state_binding.clone(),
                 Err(_) => None,
             };
-            let degraded_before = HEALTH.with(|h| h.borrow().is_degraded(started));
-            let response = forward_request(forward, &request_id, started, signal, &mut log).await;
+            let mut changed = false;
+            let response = forward_request(forward, &request_id, started, signal, &mut log, &mut changed).await;
             if let Some(binding) = binding {
-                let changed = degraded_before || log.attempts.iter().any(|a| a.outcome != "ok");
                 let due = now_ms().saturating_sub(LAST_PULL.with(Cell::get)) >= PULL_EVERY_MS;
                 if changed || due {
                     LAST_PULL.with(|t| t.set(now_ms()));
@@ -337,7 +336,14 @@ enum CommittedBody {
     Pump(Box<Pump>),
 }
 
-async fn forward_request(forward: Forward, request_id: &str, started: u64, signal: web_sys::AbortSignal, log: &mut LogLine) -> worker::Result<Response> {
+async fn forward_request(
+    forward: Forward,
+    request_id: &str,
+    started: u64,
+    signal: web_sys::AbortSignal,
+    log: &mut LogLine,
+    changed: &mut bool,
+) -> worker::Result<Response> {
     let watch = Rc::new(CallerWatch::new(signal));
     log.route = forward.route.clone();
     let mut driver = Driver::new(forward.candidates(), forward.retry, forward.breaker, now_ms());
@@ -353,6 +359,7 @@ async fn forward_request(forward: Forward, request_id: &str, started: u64, signa
                     Err(f) => f.outcome.clone(),
                 };
                 HEALTH.with(|h| driver.report(&mut h.borrow_mut(), target, key, &outcome, now_ms(), js_sys::Math::random()));
+                *changed |= driver.changed_health;
                 match result {
                     Ok(committed) => {
                         log.attempts = std::mem::take(&mut driver.log);
@@ -502,6 +509,14 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
         Err(_) => return Err(fail(Failure::BrokenStream("no body".into()), Outcome::BrokenStream)),
     };
     let event_stream = header("content-type").is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"));
+    // A passthrough caller that asked for SSE and got something else (an HTML error page,
+    // garbage) under a 2xx: not an answer; another attempt may do better.
+    let expects_sse = forward.stream && (forward.protocol != Protocol::Gemini || t.url.contains("alt=sse"));
+    if conversion.is_none() && expects_sse && !event_stream {
+        controller.abort();
+        let why = format!("expected an event stream, got {}", header("content-type").unwrap_or("no content type"));
+        return Err(fail(Failure::BrokenStream(why), Outcome::BrokenStream));
+    }
     let mut pump = Pump::new(forward, conversion, event_stream, started);
     loop {
         let next = match within(body.next(), first_byte).await {
@@ -596,6 +611,10 @@ struct Pump {
     keepalive_ms: u64,
     idle_ms: u64,
     deadline_ms: u64,
+    /// When upstream bytes last arrived (keepalives do not count).
+    last_data_ms: u64,
+    /// Passthrough SSE: whether the protocol's terminal event went by.
+    terminated: bool,
     body: Option<ByteStream>,
     controller: Option<web_sys::AbortController>,
     done: bool,
@@ -622,6 +641,8 @@ impl Pump {
             keepalive_ms: forward.keepalive_ms,
             idle_ms: forward.timeouts.idle_ms,
             deadline_ms: started + forward.timeouts.total_ms,
+            last_data_ms: now_ms(),
+            terminated: false,
             body: None,
             controller: None,
             done: false,
@@ -644,8 +665,12 @@ impl Pump {
             }
             (None, Some(decoder)) => {
                 self.pending.extend_from_slice(chunk);
+                let events = decoder.feed(chunk);
+                if events.iter().any(|e| is_terminal(self.protocol, e)) {
+                    self.terminated = true;
+                }
                 if !self.seen_event {
-                    if let Some(first) = decoder.feed(chunk).into_iter().next() {
+                    if let Some(first) = events.into_iter().next() {
                         // Feed the first event to a fresh decoder of the protocol: an
                         // error event fails the attempt before the caller sees it.
                         let meta = crate::ir::ResponseMeta { id: String::new(), model: String::new(), created: 0 };
@@ -668,6 +693,18 @@ impl Pump {
 
     fn committed(&self) -> bool {
         self.seen_event
+    }
+
+    /// Passthrough SSE: notes whether the protocol's terminal event has gone by.
+    fn watch_termination(&mut self, chunk: &[u8]) {
+        let protocol = self.protocol;
+        if let Some(decoder) = &mut self.sse {
+            for event in decoder.feed(chunk) {
+                if is_terminal(protocol, &event) {
+                    self.terminated = true;
+                }
+            }
+        }
     }
 
     fn error_bytes(&mut self, e: &GatewayError) -> Vec<u8> {
@@ -699,8 +736,8 @@ impl Pump {
                 }
                 return None;
             }
-            let mut last_data = now_ms();
             loop {
+                let last_data = pump.last_data_ms;
                 let now = now_ms();
                 let idle_at = last_data + pump.idle_ms;
                 let until_limit = idle_at.min(pump.deadline_ms).saturating_sub(now);
@@ -715,7 +752,7 @@ impl Pump {
                 };
                 let out = match next {
                     Some(Some(Ok(chunk))) => {
-                        last_data = now_ms();
+                        pump.last_data_ms = now_ms();
                         match &mut pump.converter {
                             Some(conv) => {
                                 let out = conv.feed(&chunk);
@@ -726,6 +763,7 @@ impl Pump {
                             }
                             None => {
                                 pump.at_boundary = chunk.ends_with(b"\n\n") || chunk.ends_with(b"\r\n\r\n");
+                                pump.watch_termination(&chunk);
                                 chunk
                             }
                         }
@@ -739,6 +777,12 @@ impl Pump {
                         pump.done = true;
                         match &mut pump.converter {
                             Some(conv) => conv.finish(),
+                            // A passthrough stream that ended before its terminal event:
+                            // tell the caller instead of ending as if it were complete.
+                            None if pump.sse.is_some() && !pump.terminated => {
+                                let e = GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream stream ended before the response was complete.");
+                                pump.error_bytes(&e)
+                            }
                             None => Vec::new(),
                         }
                     }
@@ -770,5 +814,19 @@ impl Pump {
                 }
             }
         })
+    }
+}
+
+/// Whether an SSE event ends its protocol's stream.
+fn is_terminal(protocol: Protocol, event: &sse::Event) -> bool {
+    match protocol {
+        // Some compatible servers omit `[DONE]` after the finish chunk.
+        Protocol::OpenAiChat => event.data.trim() == "[DONE]" || event.data.contains("\"finish_reason\":\""),
+        Protocol::Claude => event.event.as_deref() == Some("message_stop") || event.data.contains("\"type\":\"message_stop\""),
+        Protocol::OpenAiResponses => matches!(
+            event.event.as_deref(),
+            Some("response.completed" | "response.incomplete" | "response.failed" | "error")
+        ),
+        Protocol::Gemini => event.data.contains("\"finishReason\"") || event.data.contains("\"error\""),
     }
 }

@@ -355,7 +355,9 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
         if t.provider.kind == ProviderType::Echo {
             continue;
         }
-        match prepare(req, route, &envelope, &object, body, ir.as_ref(), t, &meta, alt_sse, routed.reasoning.map(|o| !o.visible).unwrap_or(false), ctx) {
+        // Same-protocol targets pass through byte for byte, unless a suffix alias needs the IR.
+        let target_ir = if routed.reasoning.is_some() || t.provider.kind.protocol() != Some(protocol) { ir.as_ref() } else { None };
+        match prepare(req, route, &envelope, &object, body, target_ir, t, &meta, alt_sse, routed.reasoning.map(|o| !o.visible).unwrap_or(false), ctx) {
             Ok(Prepared::Target(p)) => targets.push(p),
             Ok(Prepared::Reply(reply)) if targets.is_empty() => return Ok(Plan::Reply(reply)),
             Ok(Prepared::Reply(_)) => {}

@@ -232,18 +232,26 @@ impl Breaker {
         }
     }
 
-    pub fn record(&mut self, success: bool, now_ms: u64, policy: &BreakerPolicy) {
-        self.probe_since_ms = 0;
+    /// Records an outcome; returns whether the breaker's state changed (worth sharing).
+    /// A success while the breaker is open (a request that started before it opened)
+    /// does not close it: only the half-open probe decides.
+    pub fn record(&mut self, success: bool, now_ms: u64, policy: &BreakerPolicy) -> bool {
         if success {
+            if self.state(now_ms) == BreakerState::Open {
+                return false;
+            }
+            let changed = self.consecutive_failures != 0 || self.open_until_ms != 0;
             *self = Breaker { updated_ms: now_ms, ..Breaker::default() };
-            return;
+            return changed;
         }
+        self.probe_since_ms = 0;
         self.updated_ms = now_ms;
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let was_probing = self.open_until_ms != 0;
         if was_probing || self.consecutive_failures >= policy.failures {
             self.open_until_ms = now_ms + policy.cooldown_ms;
         }
+        true
     }
 }
 
@@ -400,6 +408,21 @@ mod tests {
         assert_eq!(b.state(120_031), BreakerState::Closed);
         assert_eq!(b.updated_ms, 120_030);
         assert_eq!(b.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn a_straggler_success_does_not_close_an_open_breaker() {
+        let policy = BreakerPolicy { failures: 1, cooldown_ms: 1_000 };
+        let mut b = Breaker::default();
+        assert!(b.record(false, 0, &policy));
+        assert!(!b.record(true, 500, &policy));
+        assert_eq!(b.state(600), BreakerState::Open);
+        // The probe's success does.
+        assert!(b.allow(1_000, &policy));
+        assert!(b.record(true, 1_010, &policy));
+        assert_eq!(b.state(1_011), BreakerState::Closed);
+        // A success on a clean breaker changes nothing worth sharing.
+        assert!(!b.record(true, 1_020, &policy));
     }
 
     #[test]

@@ -390,3 +390,17 @@ fn thinking_suffixes_convert_even_within_a_protocol() {
     assert_eq!(sent["thinking"]["type"], "enabled");
     assert!(fw.targets[0].conversion.as_ref().unwrap().hide_reasoning);
 }
+
+#[test]
+fn mixed_routes_pass_same_protocol_targets_through_untouched() {
+    let config = crate::config::parse(r#"{"providers": {
+        "ant": {"type": "claude", "baseURL": "http://a.test", "apiKey": "k1", "models": ["c"]},
+        "oai": {"type": "openai-chat-completions", "baseURL": "http://b.test/v1", "apiKey": "k2", "models": ["g"]}},
+        "routes": {"mix": {"targets": ["ant.c", "oai.g"]}}}"#).unwrap();
+    let f = Fixture { config, keys: vec!["gw-key".into()] };
+    let body = r#"{"model":"mix","max_tokens":5,"service_tier":"auto","messages":[{"role":"user","content":"hello"}]}"#;
+    let fw = forward(&f, "/v1/messages", &[AUTH], body);
+    assert!(fw.targets[0].conversion.is_none());
+    assert_eq!(String::from_utf8(req0(&fw).body).unwrap(), body.replace("\"mix\"", "\"c\""));
+    assert!(fw.targets[1].conversion.is_some());
+}
