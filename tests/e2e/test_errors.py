@@ -147,7 +147,10 @@ def test_truncated_stream_ends_and_gateway_survives(gateway):
                      timeout=15)
     assert time.monotonic() - t0 < 10
     assert r.status_code == 200
-    assert "[DONE]" not in r.text, "the gateway must not invent a clean end for a truncated upstream stream"
+    # The caller learns the stream broke: an error event (then a clean end), never a silent [DONE].
+    assert '"error"' in r.text, "a truncated upstream stream must end with the caller's error event"
+    if "[DONE]" in r.text:
+        assert r.text.index('"error"') < r.text.index("[DONE]"), "the error event must come before [DONE]"
     assert_still_up(gateway)
 
 
