@@ -757,11 +757,13 @@ def report(res: dict) -> str:
              f"interleaved in random order; ttfb = first body byte)")
     L.append(f"{'target':<34}{'ttfb p50':>9}{'p90':>8}{'p99':>8}{'total p50':>11}{'p90':>8}{'p99':>8}")
     for key, label in (("direct_stream", "mock direct"), ("gateway_stream", "gateway oai.gpt-4o-mini"),
+                       ("gateway_converted_stream", "gateway chat->claude converted"),
                        ("floor_stream", "floor worker (JS)")):
         s = lat[key]
         L.append(f"{label:<34}{fmt(s['ttfb']['p50']):>9}{fmt(s['ttfb']['p90']):>8}{fmt(s['ttfb']['p99']):>8}"
                  f"{fmt(s['total']['p50']):>11}{fmt(s['total']['p90']):>8}{fmt(s['total']['p99']):>8}")
-    for key, label in (("gateway_stream", "added by gateway"), ("floor_stream", "added by floor")):
+    for key, label in (("gateway_stream", "added by gateway"), ("gateway_converted_stream", "added by gateway, converted"),
+                       ("floor_stream", "added by floor")):
         a = add[key]
         L.append(f"{label:<34}{fmt(a['ttfb']['p50']):>9}{fmt(a['ttfb']['p90']):>8}{fmt(a['ttfb']['p99']):>8}"
                  f"{fmt(a['total']['p50']):>11}{fmt(a['total']['p90']):>8}{fmt(a['total']['p99']):>8}")
@@ -769,6 +771,10 @@ def report(res: dict) -> str:
     o = res["overhead_vs_floor"]
     L.append(f"gateway added-p50 minus floor added-p50: ttfb {o['ttfb_p50_ms']:+.3f} ms, total {o['total_p50_ms']:+.3f} ms"
              f"  (target <= 0.5 ms: {'MET' if o['met'] else 'NOT MET'})")
+    oc = res.get("overhead_converted_vs_floor")
+    if oc:
+        L.append(f"converted added-p50 minus floor added-p50: ttfb {oc['ttfb_p50_ms']:+.3f} ms, total {oc['total_p50_ms']:+.3f} ms"
+                 f"  (target <= 1 ms: {'MET' if oc['met'] else 'NOT MET'})")
     L.append("")
     L.append("== 3. echo provider latency, ms (same interleaved rounds)")
     L.append(f"{'target':<34}{'p50':>9}{'p90':>8}{'p99':>8}")
@@ -792,6 +798,7 @@ def report(res: dict) -> str:
     L.append(f"{'target':<34}{'req/s':>7}{'(rounds)':>14}{'p50 ms':>8}{'p99 ms':>8}{'err':>5}  "
              f"CPU us/req of the serving processes")
     for key, label in (("mock_direct", "mock direct (non-stream)"), ("gateway_passthrough", "gateway oai.gpt-4o-mini"),
+                       ("gateway_converted", "gateway chat->claude converted"),
                        ("floor", "floor worker"), ("gateway_echo", "gateway echo.e1"), ("floor_local", "floor local (ref)"),
                        ("gateway_nolog_passthrough", "gateway, console.log stubbed"),
                        ("gateway_nolog_echo", "gateway echo, console.log stubbed")):
@@ -811,6 +818,9 @@ def report(res: dict) -> str:
                  f"{r['non2xx'] + r['socket_errors']:>5}  {'; '.join(parts)}")
     L.append("   req/s over all rounds (min-max of rounds); p50/p99 = latency under load (median over rounds); "
              "proxy/user = wrangler's two workerd (entry proxy; the worker itself), node = wrangler's node, mock = python")
+    if "ratio_converted_floor_pct" in t:
+        L.append(f"gateway converted / floor: {t['ratio_converted_floor_pct']:.1f} %  (target >= 90 %: "
+                 f"{'MET' if t['ratio_converted_floor_pct'] >= 90 else 'NOT MET'})")
     L.append(f"gateway passthrough / floor: {t['ratio_gateway_floor_pct']:.1f} %  (target >= 90 %: "
              f"{'MET' if t['ratio_gateway_floor_pct'] >= 90 else 'NOT MET'})")
     L.append(f"gateway echo / floor local:  {t['ratio_echo_floor_local_pct']:.1f} %  (informative)")
@@ -905,6 +915,9 @@ def main(argv=None) -> int:
         cfg = {"version": 1, "providers": {
             "oai": {"type": "openai-chat-completions", "baseURL": f"{mock_base}/v1", "apiKey": UPSTREAM_KEY,
                     "models": {"gpt-4o-mini": {}}},
+            # The same chat request converted to an Anthropic upstream (the mock's /v1/messages).
+            "ant": {"type": "claude", "baseURL": mock_base, "apiKey": "sk-ant-upstream-bench",
+                    "models": {"claude-sonnet-4-5": {}}},
             "echo": {"type": "echo", "models": ["e1"]}}}
         gw_vars = {"ANY_API_CONFIG": json.dumps(cfg, separators=(",", ":")), "WORKER_AUTH_KEY": GATEWAY_KEY}
         floor_vars = {"UPSTREAM_URL": mock_base + CHAT_PATH, "UPSTREAM_KEY": UPSTREAM_KEY}
@@ -962,6 +975,10 @@ def main(argv=None) -> int:
         if len(seen) != 1:
             notes.append(f"the mock saw different upstream bodies for direct/gateway/floor: {list(seen)}")
 
+        # Conversion (chat client -> claude upstream), measured beside passthrough.
+        conv_t = mk("gateway_converted_stream", gw, CHAT_PATH, "ant.claude-sonnet-4-5", GATEWAY_KEY, True)
+        conv_t.once(record=False)
+        lat_targets.append(conv_t)
         log(f"latency: {args.warmup} warm-up + {args.rounds} measured rounds x {len(lat_targets)} targets")
         rng = random.Random(args.seed)
         interleaved(lat_targets, args.warmup, rng, False, deadline)
@@ -970,11 +987,15 @@ def main(argv=None) -> int:
         reconnects = {t.name: t.conn.reconnects for t in lat_targets if t.conn.reconnects > 0}
         if reconnects:
             notes.append(f"keep-alive connections were re-opened during the latency phase: {reconnects}")
-        add = {k: added(latency[k], latency["direct_stream"]) for k in ("gateway_stream", "floor_stream")}
+        add = {k: added(latency[k], latency["direct_stream"]) for k in ("gateway_stream", "floor_stream", "gateway_converted_stream")}
         o_ttfb = add["gateway_stream"]["ttfb"]["p50"] - add["floor_stream"]["ttfb"]["p50"]
         o_total = add["gateway_stream"]["total"]["p50"] - add["floor_stream"]["total"]["p50"]
         overhead = {"ttfb_p50_ms": round(o_ttfb, 4), "total_p50_ms": round(o_total, 4),
                     "met": o_ttfb <= 0.5 and o_total <= 0.5}
+        c_ttfb = add["gateway_converted_stream"]["ttfb"]["p50"] - add["floor_stream"]["ttfb"]["p50"]
+        c_total = add["gateway_converted_stream"]["total"]["p50"] - add["floor_stream"]["total"]["p50"]
+        overhead_converted = {"ttfb_p50_ms": round(c_ttfb, 4), "total_p50_ms": round(c_total, 4),
+                              "met": c_ttfb <= 1.0 and c_total <= 1.0}
         for t in lat_targets:
             t.conn.close()
 
@@ -1005,6 +1026,7 @@ def main(argv=None) -> int:
         rps_targets = [
             mk("mock_direct", mock, CHAT_PATH, "gpt-4o-mini", UPSTREAM_KEY, False),
             mk("gateway_passthrough", gw, CHAT_PATH, "oai.gpt-4o-mini", GATEWAY_KEY, False),
+            mk("gateway_converted", gw, CHAT_PATH, "ant.claude-sonnet-4-5", GATEWAY_KEY, False),
             mk("floor", floor, CHAT_PATH, "gpt-4o-mini", None, False),
             mk("gateway_echo", gw, CHAT_PATH, "echo.e1", GATEWAY_KEY, False),
             mk("floor_local", floor, "/local", "gpt-4o-mini", None, False),
@@ -1024,6 +1046,7 @@ def main(argv=None) -> int:
             "targets": thr,
             "ratio_gateway_floor_pct": round(100 * thr["gateway_passthrough"]["rps"] / thr["floor"]["rps"], 1),
             "ratio_echo_floor_local_pct": round(100 * thr["gateway_echo"]["rps"] / thr["floor_local"]["rps"], 1),
+            "ratio_converted_floor_pct": round(100 * thr["gateway_converted"]["rps"] / thr["floor"]["rps"], 1),
         }
         if "gateway_nolog_passthrough" in thr:
             throughput["ratio_nolog_floor_pct"] = round(
@@ -1083,7 +1106,7 @@ def main(argv=None) -> int:
         "env": {"WRANGLER_SEND_METRICS": "false", "CLOUDFLARE_CF_FETCH_ENABLED": "false"},
         "machine": {"nproc": os.cpu_count(), "uname": " ".join(os.uname())},
         "wasm_sha256_16": wasm_sha,
-        "latency": latency, "added": add, "overhead_vs_floor": overhead,
+        "latency": latency, "added": add, "overhead_vs_floor": overhead, "overhead_converted_vs_floor": overhead_converted,
         "log_levels": log_levels, "throughput": throughput,
         "wasm": {"bytes": wbytes, "gzip9_bytes": wgz, "gzip_how": how},
         "machine_load": machine_load,
