@@ -248,15 +248,7 @@ fn answer_summary(r: &Response) -> Value {
         })
         .collect();
     // Adjacent text parts are one text.
-    let mut joined: Vec<Value> = Vec::new();
-    for p in parts {
-        match (joined.last_mut(), p.get("text")) {
-            (Some(last), Some(t)) if last.get("text").is_some() => {
-                last["text"] = json!(format!("{}{}", last["text"].as_str().unwrap(), t.as_str().unwrap()));
-            }
-            _ => joined.push(p),
-        }
-    }
+    let joined = join_texts(parts);
     let u = &r.usage;
     let usage = json!({"input": u.input_tokens, "output": u.output_tokens, "cache_read": u.cache_read_tokens, "cache_write": u.cache_write_tokens, "reasoning": u.reasoning_tokens});
     json!({"parts": joined, "stop": format!("{:?}", r.stop), "usage": usage})
