@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::policy::{decide, Breaker, BreakerPolicy, BreakerState, Decision, KeyPool, Outcome, Progress, RetryPolicy};
+use crate::policy::{decide, Breaker, BreakerPolicy, Decision, KeyPool, Outcome, Progress, RetryPolicy};
 
 /// Breaker and key-pool state, keyed by target id (`provider.model`) and provider id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -43,12 +43,6 @@ impl Health {
                 *mine = (*mine).max(*their);
             }
         }
-    }
-
-    /// Whether anything is currently tripped or cooling down (worth sharing).
-    pub fn is_degraded(&self, now_ms: u64) -> bool {
-        self.breakers.values().any(|b| b.state(now_ms) != BreakerState::Closed || b.consecutive_failures > 0)
-            || self.pools.values().any(|p| p.cooldown_until_ms.iter().any(|t| *t > now_ms))
     }
 }
 
@@ -165,16 +159,14 @@ impl Driver {
         }
         let pool = health.pool(&c.provider_id, c.keys.max(1));
         pool.record(key, outcome, now_ms);
-        if matches!(outcome, Outcome::Status { code: 401 | 403 | 429, .. }) {
-            self.changed_health = true;
-        }
+        let key_problem = matches!(outcome, Outcome::Status { code: 401 | 403 | 429, .. });
+        self.changed_health |= key_problem;
         if *outcome == Outcome::Success {
             self.current = self.candidates.len();
             return;
         }
         // A rejected or rate-limited key: another key of the same provider, right away.
-        let key_problem = matches!(outcome, Outcome::Status { code: 401 | 403 | 429, .. });
-        if key_problem && pool.pick_peek(now_ms) && self.total < self.policy.max_attempts.min(self.policy.max_subrequests) {
+        if key_problem && pool.has_available(now_ms) && self.total < self.policy.max_attempts.min(self.policy.max_subrequests) {
             self.on_target = self.on_target.saturating_sub(1);
             return;
         }
@@ -195,13 +187,6 @@ impl Driver {
     }
 }
 
-impl KeyPool {
-    /// Whether some key is available at `now_ms` (without rotating).
-    pub fn pick_peek(&self, now_ms: u64) -> bool {
-        self.cooldown_until_ms.iter().any(|t| *t <= now_ms)
-    }
-}
-
 pub fn describe(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Success => "ok".into(),
@@ -215,6 +200,7 @@ pub fn describe(outcome: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::BreakerState;
 
     fn cands(n: usize, keys: usize) -> Vec<Candidate> {
         (0..n).map(|i| Candidate { target_id: format!("p{i}.m"), provider_id: format!("p{i}"), keys }).collect()
@@ -306,7 +292,9 @@ mod tests {
         // The next request starts with the one good key; the others cool down.
         let mut d = Driver::new(cands(1, 3), RetryPolicy::default(), BreakerPolicy::default(), now);
         assert_eq!(run(&mut d, &mut h, |_, _| Outcome::Success, &mut now), vec![(0, 2)]);
-        assert!(h.is_degraded(now));
+        // Key 0 (401 at t=10) and key 1 (429, retry-after 30 s, at t=20) still cool down.
+        assert_eq!(h.pools["p0"].cooldown_until_ms[..2], [10 + crate::policy::BAD_KEY_COOLDOWN_MS, 20 + 30_000]);
+        assert!(h.pools["p0"].cooldown_until_ms[1] > now);
     }
 
     #[test]

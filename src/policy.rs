@@ -299,9 +299,9 @@ impl KeyPool {
         }
     }
 
-    /// The earliest time (ms) a key becomes available again.
-    pub fn next_available_ms(&self) -> u64 {
-        self.cooldown_until_ms.iter().copied().min().unwrap_or(0)
+    /// Whether some key is available at `now_ms` (without rotating).
+    pub fn has_available(&self, now_ms: u64) -> bool {
+        self.cooldown_until_ms.iter().any(|t| *t <= now_ms)
     }
 }
 
@@ -446,7 +446,8 @@ mod tests {
         pool.record(0, &Outcome::Status { code: 403, retry_after_ms: None }, 5_000);
         pool.record(2, &Outcome::Status { code: 429, retry_after_ms: None }, 5_000);
         assert_eq!(pool.pick(6_000), None);
-        assert_eq!(pool.next_available_ms(), 5_000 + RATE_LIMIT_COOLDOWN_MS);
+        assert!(!pool.has_available(5_000 + RATE_LIMIT_COOLDOWN_MS - 1));
+        assert!(pool.has_available(5_000 + RATE_LIMIT_COOLDOWN_MS));
         // 5xx does not bench a key.
         let mut pool = KeyPool::new(1);
         pool.record(0, &Outcome::Status { code: 500, retry_after_ms: None }, 0);
