@@ -164,7 +164,7 @@ pub fn convert_body(c: &Conversion, body: &[u8]) -> Result<String, GatewayError>
     if c.hide_reasoning {
         response.parts.retain(|p| !matches!(p, crate::ir::Part::Reasoning(_)));
     }
-    Ok(protocols::encode_response(c.client, &response, c.options))
+    Ok(protocols::encode_response(c.client, &response))
 }
 
 /// A token count in the caller's protocol.

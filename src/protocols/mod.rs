@@ -79,8 +79,7 @@ pub struct Target<'a> {
 /// nor the config (`options.maxTokens`) gives one.
 pub const DEFAULT_MAX_TOKENS: u64 = 8192;
 
-pub fn encode_response(protocol: Protocol, response: &Response, options: EncodeOptions) -> String {
-    let _ = options;
+pub fn encode_response(protocol: Protocol, response: &Response) -> String {
     match protocol {
         Protocol::OpenAiChat => openai_chat::response::encode(response),
         Protocol::OpenAiResponses => openai_responses::response::encode(response),
