@@ -10,7 +10,6 @@ use llm_gateway::config::{ModelOptions, Quirks};
 use llm_gateway::convert::{Conversion, StreamConverter};
 use llm_gateway::ir::{Accumulator, Part, Request, Response, ResponseMeta, Role, StreamEvent};
 use llm_gateway::protocols::{self, EncodeOptions, Protocol, StreamFraming, Target};
-use llm_gateway::sse;
 use serde_json::{json, Value};
 
 /// Every protocol, or those named in `PAIRS_PROTOCOLS` (e.g. `openai_chat,claude`) while debugging.
@@ -279,17 +278,9 @@ fn answers_convert_between_every_pair() {
 }
 
 fn decode_stream(p: Protocol, bytes: &[u8]) -> Vec<StreamEvent> {
-    let mut sse = sse::Decoder::new();
-    let mut dec = protocols::stream_decoder(p, meta());
-    let mut out = Vec::new();
-    for e in sse.feed(bytes) {
-        dec.event(&e, &mut out).unwrap_or_else(|e| panic!("{p:?}: {e}"));
-    }
-    if let (Some(e), _) = sse.finish() {
-        dec.event(&e, &mut out).unwrap_or_else(|e| panic!("{p:?}: {e}"));
-    }
-    dec.finish(&mut out).unwrap_or_else(|e| panic!("{p:?} finish: {e}"));
-    out
+    let (events, end) = protocols::decode_sse(protocols::stream_decoder(p, meta()).as_mut(), &[bytes]);
+    end.unwrap_or_else(|e| panic!("{p:?}: {e}"));
+    events
 }
 
 fn accumulate(events: &[StreamEvent]) -> Response {

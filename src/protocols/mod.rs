@@ -140,6 +140,47 @@ pub fn stream_decoder(protocol: Protocol, meta: ResponseMeta) -> Box<dyn StreamD
     }
 }
 
+/// Runs a whole upstream SSE body, delivered in `pieces`, through `decoder`: the IR
+/// events it produced and how the stream ended (an upstream error event, garbage, or a
+/// missing terminal event is `Err`, with the events before it).
+pub fn decode_sse(decoder: &mut dyn StreamDecoder, pieces: &[&[u8]]) -> (Vec<StreamEvent>, Result<(), GatewayError>) {
+    let mut sse = crate::sse::Decoder::new();
+    let mut out = Vec::new();
+    for piece in pieces {
+        for event in sse.feed(piece) {
+            if let Err(e) = decoder.event(&event, &mut out) {
+                return (out, Err(e));
+            }
+        }
+    }
+    if let (Some(event), _) = sse.finish() {
+        if let Err(e) = decoder.event(&event, &mut out) {
+            return (out, Err(e));
+        }
+    }
+    let end = decoder.finish(&mut out);
+    (out, end)
+}
+
+/// A tiny deterministic xorshift generator for the adapters' never-panic tests.
+#[cfg(test)]
+pub(crate) struct TestRng(pub u64);
+
+#[cfg(test)]
+impl TestRng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
 /// Egress: an upstream's non-2xx answer as a gateway error (message kept, status mapped).
 pub fn decode_error(protocol: Protocol, status: u16, body: &[u8]) -> GatewayError {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();

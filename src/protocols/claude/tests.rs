@@ -682,23 +682,7 @@ fn error_bodies() {
 // ------------------------------------------------------------------ stream decode
 
 fn decode_stream_chunks(chunks: &[&[u8]]) -> (Vec<StreamEvent>, Result<(), crate::error::GatewayError>) {
-    let mut sse = sse::Decoder::new();
-    let mut dec = stream::Decoder::new(meta());
-    let mut out = Vec::new();
-    for c in chunks {
-        for ev in sse.feed(c) {
-            if let Err(e) = dec.event(&ev, &mut out) {
-                return (out, Err(e));
-            }
-        }
-    }
-    if let (Some(ev), _) = sse.finish() {
-        if let Err(e) = dec.event(&ev, &mut out) {
-            return (out, Err(e));
-        }
-    }
-    let end = dec.finish(&mut out);
-    (out, end)
+    crate::protocols::decode_sse(&mut stream::Decoder::new(meta()), chunks)
 }
 
 fn decode_stream(text: &str) -> (Vec<StreamEvent>, Result<(), crate::error::GatewayError>) {
@@ -941,19 +925,7 @@ fn message_start_carries_input_usage() {
 
 // ------------------------------------------------------------------ never panic
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use crate::protocols::TestRng as Rng;
 
 const WORDS: &[&str] = &[
     "type", "text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking", "source",

@@ -896,23 +896,7 @@ fn error_bodies() {
 
 /// Decodes SSE text fed in the given pieces; `Err` carries the events before the error.
 fn decode_stream(pieces: &[&[u8]]) -> (Vec<StreamEvent>, Result<(), GatewayError>) {
-    let mut sse = sse::Decoder::new();
-    let mut decoder = stream::Decoder::new(meta());
-    let mut out = Vec::new();
-    for piece in pieces {
-        for event in sse.feed(piece) {
-            if let Err(e) = decoder.event(&event, &mut out) {
-                return (out, Err(e));
-            }
-        }
-    }
-    if let (Some(event), _) = sse.finish() {
-        if let Err(e) = decoder.event(&event, &mut out) {
-            return (out, Err(e));
-        }
-    }
-    let result = decoder.finish(&mut out);
-    (out, result)
+    crate::protocols::decode_sse(&mut stream::Decoder::new(meta()), pieces)
 }
 
 fn accumulate(events: &[StreamEvent]) -> Response {
@@ -1139,19 +1123,7 @@ fn stream_encoder_json_array_framing_and_errors() {
 // Garbage in: never a panic
 // ---------------------------------------------------------------------------------
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::protocols::TestRng as Rng;
 
 const KEYS: &[&str] = &[
     "contents", "role", "parts", "text", "thought", "thoughtSignature", "thought_signature", "inlineData", "mimeType", "data",

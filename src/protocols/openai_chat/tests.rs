@@ -3,8 +3,7 @@ use serde_json::{json, Value};
 use super::{request, response, stream};
 use crate::config::{ModelOptions, Quirks};
 use crate::ir::{Accumulator, Part, Reasoning, ResponseMeta, Role, StopReason, StreamEvent, ToolChoice, Usage};
-use crate::protocols::{EncodeOptions, Protocol, StreamDecoder, StreamEncoder, Target};
-use crate::sse;
+use crate::protocols::{EncodeOptions, Protocol, StreamEncoder, Target};
 
 const RICH: &str = include_str!("../../../tests/fixtures/openai_chat/request_rich.json");
 const STREAM: &str = include_str!("../../../tests/fixtures/openai_chat/stream_tools.sse");
@@ -154,19 +153,8 @@ fn gemini_signature_travels_in_the_tool_call_id() {
 }
 
 fn decode_stream(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, crate::error::GatewayError> {
-    let mut sse = sse::Decoder::new();
-    let mut dec = stream::Decoder::new(meta());
-    let mut out = Vec::new();
-    for c in chunks {
-        for e in sse.feed(c) {
-            dec.event(&e, &mut out)?;
-        }
-    }
-    if let (Some(e), _) = sse.finish() {
-        dec.event(&e, &mut out)?;
-    }
-    dec.finish(&mut out)?;
-    Ok(out)
+    let (events, end) = crate::protocols::decode_sse(&mut stream::Decoder::new(meta()), chunks);
+    end.map(|()| events)
 }
 
 #[test]

@@ -647,24 +647,7 @@ fn count_bodies() {
 
 /// Runs `text` split at `splits` through the SSE and stream decoders.
 fn decode_stream(chunks: &[&[u8]]) -> (Vec<StreamEvent>, Result<(), GatewayError>) {
-    let mut sse = sse::Decoder::new();
-    let mut dec = stream::Decoder::new(meta());
-    let mut out = Vec::new();
-    for chunk in chunks {
-        for ev in sse.feed(chunk) {
-            if let Err(e) = dec.event(&ev, &mut out) {
-                return (out, Err(e));
-            }
-        }
-    }
-    let (last, _) = sse.finish();
-    if let Some(ev) = last {
-        if let Err(e) = dec.event(&ev, &mut out) {
-            return (out, Err(e));
-        }
-    }
-    let end = dec.finish(&mut out);
-    (out, end)
+    crate::protocols::decode_sse(&mut stream::Decoder::new(meta()), chunks)
 }
 
 fn decode_whole(text: &str) -> (Vec<StreamEvent>, Result<(), GatewayError>) {
@@ -1069,19 +1052,7 @@ fn stream_errors_carry_both_shapes_then_fail_the_response() {
 // ------------------------------------------------------------------------------------
 // Garbage never panics
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use crate::protocols::TestRng as Rng;
 
 fn odd_values() -> Vec<Value> {
     vec![
@@ -1190,7 +1161,7 @@ fn garbage_streams_never_panic() {
         let mut dec = stream::Decoder::new(meta());
         let mut out = Vec::new();
         for _ in 0..20 {
-            let e = &events[rng.below(events.len())];
+            let e = &events[rng.below(events.len() as u64) as usize];
             let _ = dec.event(e, &mut out);
         }
         let bytes: Vec<u8> = (0..64).map(|_| rng.next() as u8).collect();
@@ -1204,7 +1175,7 @@ fn garbage_streams_never_panic() {
         let mut out = Vec::new();
         enc.event(&pool[0], &mut out);
         for _ in 0..15 {
-            enc.event(&pool[rng.below(pool.len())], &mut out);
+            enc.event(&pool[rng.below(pool.len() as u64) as usize], &mut out);
         }
         if rng.below(3) == 0 {
             enc.error(&GatewayError::new(ErrorKind::Timeout, "t"), &mut out);
