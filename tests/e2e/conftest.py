@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +25,7 @@ from google import genai
 from google.genai import types as gtypes
 
 from e2e_util import CLIENT_KEY
+from processes import StartError, free_port, read_ready_line, start_process, stop_process, tail, toml_str
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -108,62 +106,10 @@ def pytest_collection_modifyitems(config, items):
 # --------------------------------------------------------------------------------------
 # Process helpers
 # --------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_process(cmd, cwd, env=None, stdout=None, stderr=None) -> subprocess.Popen:
-    return subprocess.Popen(
-        cmd, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-        start_new_session=True,  # own process group: we can stop it and its children, nothing else
-    )
-
-
-def stop_process(proc: subprocess.Popen, grace: float = 8.0):
-    if proc.poll() is not None:
-        return
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        return
-    if pgid != proc.pid:  # never signal a group we did not create
-        proc.terminate()
-        pgid = None
-    else:
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        pass
-    if pgid is not None:
-        try:  # children (workerd) may outlive the leader
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    elif proc.poll() is None:
-        proc.kill()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
-
-
 def skip_or_fail(msg: str):
     if os.environ.get("E2E_REQUIRED") == "1":
         pytest.fail(msg + " (E2E_REQUIRED=1)", pytrace=False)
     pytest.skip(msg)
-
-
-def tail(path: Path, n: int = 4000) -> str:
-    try:
-        return path.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
 
 
 # --------------------------------------------------------------------------------------
@@ -203,19 +149,11 @@ def mock_upstream(tmp_path_factory):
     proc = start_process([sys.executable, "-u", str(HERE / "mock_upstream.py"), "--port", "0"], REPO,
                          stdout=subprocess.PIPE, stderr=err)
     try:
-        deadline = time.monotonic() + 15
-        line = b""
-        while time.monotonic() < deadline and not line.endswith(b"\n"):
-            r, _, _ = select.select([proc.stdout], [], [], 0.2)
-            if r:
-                chunk = os.read(proc.stdout.fileno(), 256)
-                if not chunk:
-                    break
-                line += chunk
-        text = line.decode(errors="replace").strip()
-        if not text.startswith("READY "):
-            pytest.fail(f"mock upstream did not start: {text!r} {tail(logdir / 'mock.stderr')}", pytrace=False)
-        mock = MockUpstream(int(text.split()[1]))
+        try:
+            port = read_ready_line(proc)
+        except StartError as e:
+            pytest.fail(f"mock upstream did not start: {e} {tail(logdir / 'mock.stderr')}", pytrace=False)
+        mock = MockUpstream(port)
         yield mock
         mock.http.close()
     finally:
@@ -270,10 +208,6 @@ def gateway_config(mock_base: str) -> dict:
         # the other retry rules keep their defaults.
         "retry": {"maxRetryAfterMs": 1000},
     }
-
-
-def toml_str(s: str) -> str:
-    return json.dumps(s)  # a JSON string literal is a valid TOML basic string
 
 
 class Gateway:

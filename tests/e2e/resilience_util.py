@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,89 +19,15 @@ from pathlib import Path
 
 import httpx
 
+# StartError and dead_port are re-exported for test_resilience.py and bench/resilience.py.
+from processes import StartError, dead_port, free_port, read_ready_line, start_process, stop_process, tail, toml_str  # noqa: F401
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 ENTRY = REPO / "build" / "entry.mjs"
 WRANGLER = REPO / "node_modules" / ".bin" / "wrangler"
 RMOCK = HERE / "resilience_mock.py"
 COMPAT_DATE = "2026-04-20"
-
-
-class StartError(Exception):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def dead_port() -> int:
-    """A loopback port nothing listens on (bound once, then released): connection refused."""
-    return free_port()
-
-
-def start_group(cmd, cwd=REPO, env=None, stdout=None, stderr=None) -> subprocess.Popen:
-    return subprocess.Popen([str(c) for c in cmd], cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
-                            stdout=stdout, stderr=stderr, start_new_session=True)
-
-
-def stop_group(proc: subprocess.Popen, grace: float = 6.0):
-    """Stops a process we started, and its process group if it leads one (ours alone)."""
-    if proc is None:
-        return
-    try:
-        pgid = os.getpgid(proc.pid)
-    except ProcessLookupError:
-        pgid = None
-    own_group = pgid == proc.pid
-    if proc.poll() is None:
-        try:
-            if own_group:
-                os.killpg(pgid, signal.SIGTERM)
-            else:
-                proc.terminate()
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    if own_group:
-        try:  # children (workerd) may outlive the leader
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    elif proc.poll() is None:
-        proc.kill()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def tail(path: Path, n: int = 4000) -> str:
-    try:
-        return Path(path).read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
-
-
-def read_ready_line(proc: subprocess.Popen, timeout: float = 15.0) -> int:
-    deadline = time.monotonic() + timeout
-    line = b""
-    while time.monotonic() < deadline and not line.endswith(b"\n"):
-        r, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if r:
-            chunk = os.read(proc.stdout.fileno(), 256)
-            if not chunk:
-                break
-            line += chunk
-    text = line.decode(errors="replace").strip()
-    if not text.startswith("READY "):
-        raise StartError(f"mock did not start: {text!r}")
-    return int(text.split()[1])
 
 
 # --------------------------------------------------------------------------------------
@@ -118,11 +41,11 @@ class RMock:
 
     @classmethod
     def start(cls, python: str = sys.executable, seed: int = 0, stderr=None) -> "RMock":
-        proc = start_group([python, "-u", RMOCK, "--port", "0", "--seed", str(seed)], stdout=subprocess.PIPE, stderr=stderr)
+        proc = start_process([python, "-u", RMOCK, "--port", "0", "--seed", str(seed)], stdout=subprocess.PIPE, stderr=stderr)
         try:
             port = read_ready_line(proc)
         except StartError:
-            stop_group(proc)
+            stop_process(proc)
             raise
         return cls(proc, port)
 
@@ -142,16 +65,12 @@ class RMock:
 
     def stop(self):
         self.http.close()
-        stop_group(self.proc)
+        stop_process(self.proc)
 
 
 # --------------------------------------------------------------------------------------
 # The gateway under wrangler dev
 # --------------------------------------------------------------------------------------
-def toml_str(s: str) -> str:
-    return json.dumps(s)  # a JSON string literal is a valid TOML basic string
-
-
 def write_wrangler_toml(path: Path, config: dict, vars_: dict, name: str = "gateway-resilience",
                         state_binding: str | None = "GATEWAY_STATE", entry: Path = ENTRY) -> Path:
     lines = [f"name = {toml_str(name)}", f"main = {toml_str(str(entry))}", f"compatibility_date = {toml_str(COMPAT_DATE)}",
@@ -193,7 +112,7 @@ class Gateway:
                "--show-interactive-dev-session=false", "--log-level", log_level,
                "--persist-to", str(workdir / "state"),  # a fresh Durable Object store per run
                "--inspector-port", str(free_port())]
-        proc = start_group(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        proc = start_process(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT)
         gw = cls(proc, port, log, logf)
         gw.command = " ".join(str(c) for c in cmd)
         deadline = time.monotonic() + ready_timeout
@@ -213,7 +132,7 @@ class Gateway:
         return gw
 
     def stop(self):
-        stop_group(self.proc)
+        stop_process(self.proc)
         try:
             self._logf.close()
         except Exception:
