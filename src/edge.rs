@@ -30,13 +30,16 @@ use crate::policy::{self, Outcome};
 use crate::protocols::{self, Protocol, StreamFraming};
 use crate::sse;
 
-/// The parsed config and gateway keys, kept while the env strings they came from are
-/// unchanged: parsing happens once per isolate, not per request.
+/// The parsed config and gateway keys, kept while the env values they came from are
+/// unchanged: parsing happens once per isolate, not per request. The values are kept as
+/// JS values and compared in JS, so a request copies no config text into wasm.
 struct Loaded {
-    raw_config: Option<String>,
-    raw_keys: (Option<String>, Option<String>),
+    raw: [JsValue; 3],
     state: Rc<Result<(Config, Vec<String>), String>>,
 }
+
+/// The env entries the gateway's state is built from.
+const SETUP_VARS: [&str; 3] = ["ANY_API_CONFIG", "WORKER_AUTH_KEY", "WORKER_AUTH_KEYS"];
 
 thread_local! {
     static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
@@ -106,17 +109,17 @@ fn env_string(env: &Env, name: &str) -> Option<String> {
 }
 
 fn load(env: &Env) -> Rc<Result<(Config, Vec<String>), String>> {
-    let raw_config = env_string(env, "ANY_API_CONFIG");
-    let raw_keys = (env_string(env, "WORKER_AUTH_KEY"), env_string(env, "WORKER_AUTH_KEYS"));
+    let raw = SETUP_VARS.map(|name| js_sys::Reflect::get(env, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED));
     LOADED.with(|cell| {
         let mut cell = cell.borrow_mut();
         if let Some(loaded) = cell.as_ref() {
-            if loaded.raw_config == raw_config && loaded.raw_keys == raw_keys {
+            if loaded.raw == raw {
                 return loaded.state.clone();
             }
         }
-        let state = Rc::new(build_state(raw_config.as_deref(), &raw_keys));
-        *cell = Some(Loaded { raw_config, raw_keys, state: state.clone() });
+        let [config, key, keys] = raw.each_ref().map(JsValue::as_string);
+        let state = Rc::new(build_state(config.as_deref(), &(key, keys)));
+        *cell = Some(Loaded { raw, state: state.clone() });
         state
     })
 }
