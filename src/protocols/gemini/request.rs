@@ -283,7 +283,9 @@ fn push_part(parts: &mut Vec<Part>, part: Part, role: Role) {
         match (parts.last_mut(), part) {
             (Some(Part::Text(a)), Part::Text(b)) => a.push_str(&b),
             (Some(Part::Reasoning(a)), Part::Reasoning(b)) if is_bare(a) && is_bare(&b) => a.text.push_str(&b.text),
-            (Some(Part::Reasoning(a)), Part::Reasoning(mut b)) if is_bare(a) && b.has_payload() => {
+            // Any signed block (also one the carrier brought back without a payload, such
+            // as Chat's reasoning) takes the thought text before it.
+            (Some(Part::Reasoning(a)), Part::Reasoning(mut b)) if is_bare(a) && !is_bare(&b) => {
                 // Claude's text travels inside the packed value, byte-exact; any other
                 // reasoning's text is the thought text the client sent around it.
                 if b.origin != Some(Protocol::Claude) || b.text.is_empty() {

@@ -101,6 +101,11 @@ pub fn parts(r: &Response) -> Vec<Value> {
         let mut part = match p {
             Part::Reasoning(reasoning) => {
                 if !reasoning.text.is_empty() {
+                    // The previous block's signature goes before this block's text, or
+                    // the client's history would pair this text with it.
+                    if let Some(prev) = pending.take() {
+                        out.push(signature_part(&prev));
+                    }
                     out.push(json!({"text": reasoning.text, "thought": true}));
                 }
                 if let Some(sig) = carrier::to_client(reasoning, Protocol::Gemini) {

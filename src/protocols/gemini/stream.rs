@@ -80,6 +80,15 @@ impl Encoder {
         self.write(out, &data, false);
     }
 
+    /// A signature still waiting when the next block's thought text starts belongs to
+    /// the block before: it goes out first, on its own part, so that the client's history
+    /// pairs each thought text with its own signature (see `response::parts`).
+    fn flush_signature(&mut self, out: &mut Vec<u8>) {
+        if let Some(sig) = self.pending_signature.take() {
+            self.emit(out, vec![signature_part(&sig)]);
+        }
+    }
+
     fn take_call_part(&mut self) -> Option<Value> {
         let call = self.call.take()?;
         let mut part = function_call_part(&call.id, &call.name, &call.arguments);
@@ -117,11 +126,13 @@ impl StreamEncoder for Encoder {
             StreamEvent::ReasoningDelta(text) => {
                 if !text.is_empty() {
                     self.reasoning_streamed = true;
+                    self.flush_signature(out);
                     self.emit(out, vec![json!({"text": text, "thought": true})]);
                 }
             }
             StreamEvent::ReasoningEnd(r) => {
                 if !std::mem::take(&mut self.reasoning_streamed) && !r.text.is_empty() {
+                    self.flush_signature(out);
                     self.emit(out, vec![json!({"text": r.text, "thought": true})]);
                 }
                 if let Some(sig) = carrier::to_client(r, Protocol::Gemini) {
