@@ -47,7 +47,20 @@ async def profile_during(ws_url: str, load, interval_us: int):
         await call("Profiler.start")
         stats = await asyncio.get_running_loop().run_in_executor(None, load)
         result = await call("Profiler.stop")
-        return result["profile"], stats
+        profile = result["profile"]
+        # Name anonymous JS functions by their source line, for the summary.
+        await call("Debugger.enable")
+        sources = {}
+        for n in profile["nodes"]:
+            f = n["callFrame"]
+            if not f["functionName"] and f.get("url") and f["lineNumber"] >= 0:
+                sid = f["scriptId"]
+                if sid not in sources:
+                    sources[sid] = (await call("Debugger.getScriptSource", {"scriptId": sid})).get("scriptSource", "").split("\n")
+                lines = sources[sid]
+                if f["lineNumber"] < len(lines):
+                    f["functionName"] = "(anon) " + lines[f["lineNumber"]].strip()[:70]
+        return profile, stats
 
 
 def summarise(profile: dict, requests: int, top: int) -> str:
@@ -100,6 +113,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--interval-us", type=int, default=100)
     ap.add_argument("--top", type=int, default=40)
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (wrangler's bundle, logs)")
     ap.add_argument("--out", help="also write the raw .cpuprofile here (Chrome devtools can open it)")
     args = ap.parse_args()
 
@@ -143,7 +157,10 @@ def main() -> int:
         return 0
     finally:
         procs.stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep_tmp:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

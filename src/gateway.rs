@@ -684,7 +684,15 @@ pub struct LogLine {
     pub provider: Option<String>,
     pub model: Option<String>,
     pub status: u16,
+    /// Until the last byte went to the caller (for a stream: the whole stream).
     pub duration_ms: u64,
+    /// Streams: until the response started (headers and the first event).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_byte_ms: Option<u64>,
+    /// Streams: how the stream ended (`complete`, `truncated`, `upstream_error`,
+    /// `timeout`, `caller_gone`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_end: Option<&'static str>,
     pub upstream_status: Option<u16>,
     pub error: Option<String>,
     /// The route name, when the model was one.

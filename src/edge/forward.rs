@@ -91,7 +91,7 @@ pub async fn forward_request(
     ctx: &Context,
     log: &mut LogLine,
     changed: &mut bool,
-) -> worker::Result<Response> {
+) -> worker::Result<(Response, Handoff)> {
     let watch = Rc::new(CallerWatch::new(signal));
     log.route = forward.route.clone();
     let mut driver = Driver::new(forward.candidates(), forward.retry, forward.breaker, now_ms());
@@ -122,12 +122,15 @@ pub async fn forward_request(
                         headers.push(("x-gateway-attempts".into(), driver.attempts().to_string()));
                         let builder = ResponseBuilder::new().with_status(committed.status).with_headers(headers_of(&headers, request_id));
                         return match committed.body {
-                            CommittedBody::Reply(body) => Ok(super::with_body(builder, body)),
-                            CommittedBody::Raw(stream) => Ok(builder.stream(stream)),
+                            CommittedBody::Reply(body) => Ok((super::with_body(builder, body), Handoff::No)),
+                            CommittedBody::Raw(stream) => Ok((builder.stream(stream), Handoff::No)),
                             CommittedBody::Pump(pump, upstream) => {
                                 let (out, body) = PipeWriter::new().map_err(js_error)?;
-                                ctx.wait_until(pump.run(upstream, out, watch));
-                                Ok(builder.stream(body))
+                                // The stream logs its line when it ends, with how it ended.
+                                let mut line = std::mem::take(log);
+                                line.first_byte_ms = Some(now_ms().saturating_sub(started));
+                                ctx.wait_until(pump.run(upstream, out, watch, line, started));
+                                Ok((builder.stream(body), Handoff::Logged))
                             }
                         };
                     }
@@ -158,7 +161,14 @@ pub async fn forward_request(
     log.error = Some(format!("gave up after {} attempt(s)", driver.attempts()));
     let mut reply = reply;
     reply.headers.push(("x-gateway-attempts".into(), driver.attempts().to_string()));
-    to_response(reply, request_id)
+    Ok((to_response(reply, request_id)?, Handoff::No))
+}
+
+/// Whether the request's log line went along with a committed stream.
+#[derive(PartialEq)]
+pub enum Handoff {
+    No,
+    Logged,
 }
 
 fn js_error(e: JsValue) -> worker::Error {

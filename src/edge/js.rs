@@ -7,7 +7,7 @@ use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
-use js_sys::{Promise, Reflect, Uint8Array};
+use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -27,6 +27,15 @@ extern "C" {
 
     #[wasm_bindgen(method, getter)]
     pub fn writable(this: &IdentityTransformStream) -> web_sys::WritableStream;
+
+    /// What `ReadableStreamDefaultReader.read()` resolves to.
+    type ReadResult;
+
+    #[wasm_bindgen(method, getter)]
+    fn done(this: &ReadResult) -> bool;
+
+    #[wasm_bindgen(method, getter)]
+    fn value(this: &ReadResult) -> JsValue;
 
     #[wasm_bindgen(js_name = setTimeout)]
     fn set_timeout(callback: &js_sys::Function, ms: f64) -> JsValue;
@@ -166,12 +175,11 @@ impl std::future::Future for ReadFuture {
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         std::pin::Pin::new(&mut self.0).poll(cx).map(|r| {
-            let result = r?;
-            if Reflect::get(&result, &JsValue::from_str("done"))?.is_truthy() {
+            let result: ReadResult = r?.unchecked_into();
+            if result.done() {
                 return Ok(None);
             }
-            let value = Reflect::get(&result, &JsValue::from_str("value"))?;
-            Ok(Some(value.dyn_into::<Uint8Array>()?.to_vec()))
+            Ok(Some(result.value().dyn_into::<Uint8Array>()?.to_vec()))
         })
     }
 }

@@ -182,10 +182,10 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
         }
     };
 
-    let response = match plan {
+    let (response, handoff) = match plan {
         Plan::Reply(reply) => {
             log.status = reply.status;
-            to_response(reply, &request_id)
+            (to_response(reply, &request_id), forward::Handoff::No)
         }
         Plan::Forward(forward) => {
             let binding = match state.as_ref() {
@@ -193,7 +193,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
                 Err(_) => None,
             };
             let mut changed = false;
-            let response = forward::forward_request(forward, &request_id, started, req.signal(), &ctx, &mut log, &mut changed).await;
+            let result = forward::forward_request(forward, &request_id, started, req.signal(), &ctx, &mut log, &mut changed).await;
             if let Some(binding) = binding {
                 let due = now_ms().saturating_sub(LAST_PULL.with(Cell::get)) >= PULL_EVERY_MS;
                 if changed || due {
@@ -201,14 +201,24 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
                     ctx.wait_until(state::sync_state(env.clone(), binding, changed));
                 }
             }
-            response
+            match result {
+                Ok((response, handoff)) => (Ok(response), handoff),
+                Err(e) => (Err(e), forward::Handoff::No),
+            }
         }
     };
-    log.duration_ms = now_ms().saturating_sub(started);
-    // Logged after the response is handed back, so logging never delays the first byte.
-    let line = log.to_json();
-    ctx.wait_until(async move { console_log!("{}", line) });
+    if handoff == forward::Handoff::No {
+        log.duration_ms = now_ms().saturating_sub(started);
+        ctx.wait_until(emit_later(log));
+    }
     response
+}
+
+/// Logs the line once the response is on its way: a macrotask later, so neither the
+/// log's own cost nor wrangler dev's relay of it delays the caller's first byte.
+async fn emit_later(log: LogLine) {
+    js::sleep(0).await;
+    console_log!("{}", log.to_json());
 }
 
 /// Reads the body, stopping as soon as it exceeds `max` bytes.

@@ -8,12 +8,14 @@
 
 use std::rc::Rc;
 
+use worker::console_log;
+
 use super::js::{before, ByteReader, PipeWriter, ReadFuture, Timer};
 use super::forward::CallerWatch;
 use super::now_ms;
 use crate::convert::{Conversion, StreamConverter};
 use crate::error::{ErrorKind, GatewayError};
-use crate::gateway::Forward;
+use crate::gateway::{Forward, LogLine};
 use crate::protocols::{self, Protocol, StreamFraming};
 use crate::sse;
 
@@ -43,9 +45,17 @@ pub struct Pump {
 /// What to do after a step of the stream.
 enum Next {
     Continue,
-    /// Write these last bytes, end the body, stop reading the upstream.
-    End { cancel_upstream: bool },
+    /// Write these last bytes, end the body (`how` it ended, for the log line), and stop
+    /// reading the upstream if it is still sending.
+    End { cancel_upstream: bool, how: &'static str },
 }
+
+/// How a stream ended, as the log line says it.
+const COMPLETE: &str = "complete";
+const TRUNCATED: &str = "truncated";
+const UPSTREAM_ERROR: &str = "upstream_error";
+const TIMEOUT: &str = "timeout";
+const CALLER_GONE: &str = "caller_gone";
 
 impl Pump {
     pub fn new(forward: &Forward, conversion: Option<&Conversion>, event_stream: bool, started: u64) -> Pump {
@@ -122,16 +132,23 @@ impl Pump {
     }
 
     /// Pumps the rest of the upstream stream into `out`, then ends it.
-    pub async fn run(mut self, upstream: ByteReader, mut out: PipeWriter, watch: Rc<CallerWatch>) {
+    pub async fn run(self, upstream: ByteReader, out: PipeWriter, watch: Rc<CallerWatch>, mut log: LogLine, started: u64) {
+        let end = self.pump(upstream, out, &watch).await;
+        log.stream_end = Some(end);
+        log.duration_ms = now_ms().saturating_sub(started);
+        console_log!("{}", log.to_json());
+    }
+
+    /// The stream loop; returns how the stream ended.
+    async fn pump(mut self, upstream: ByteReader, mut out: PipeWriter, watch: &CallerWatch) -> &'static str {
         let mut timer = Timer::new();
         let mut reading: Option<ReadFuture> = None;
         let mut bytes = std::mem::take(&mut self.pending);
         loop {
             if !bytes.is_empty() {
                 if out.write(&bytes).await.is_err() {
-                    // The caller is gone.
                     upstream.cancel();
-                    return;
+                    return CALLER_GONE;
                 }
                 self.last_sent_ms = now_ms();
             }
@@ -153,23 +170,23 @@ impl Pump {
                         Ok(None) => self.on_end(),
                         Err(_) => {
                             let e = GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream connection failed mid-stream.");
-                            (self.error_bytes(&e), Next::End { cancel_upstream: false })
+                            (self.error_bytes(&e), Next::End { cancel_upstream: false, how: UPSTREAM_ERROR })
                         }
                     }
                 }
-                None => self.on_timer(&watch),
+                None => self.on_timer(watch),
             };
             match next {
                 (b, Next::Continue) => bytes = b,
-                (last, Next::End { cancel_upstream }) => {
+                (last, Next::End { cancel_upstream, how }) => {
                     if cancel_upstream {
                         upstream.cancel();
                     }
                     if !last.is_empty() && out.write(&last).await.is_err() {
-                        return;
+                        return CALLER_GONE;
                     }
                     out.close().await;
-                    return;
+                    return how;
                 }
             }
         }
@@ -180,7 +197,11 @@ impl Pump {
             Some(conv) => {
                 let out = conv.feed(&chunk);
                 // The caller's stream is complete; whatever the upstream still sends is not read.
-                let next = if conv.is_closed() { Next::End { cancel_upstream: true } } else { Next::Continue };
+                let next = match (conv.is_closed(), conv.failure()) {
+                    (false, _) => Next::Continue,
+                    (true, None) => Next::End { cancel_upstream: true, how: COMPLETE },
+                    (true, Some(_)) => Next::End { cancel_upstream: true, how: UPSTREAM_ERROR },
+                };
                 (out, next)
             }
             None => {
@@ -197,29 +218,32 @@ impl Pump {
     }
 
     fn on_end(&mut self) -> (Vec<u8>, Next) {
-        let last = match &mut self.converter {
-            Some(conv) => conv.finish(),
+        let (last, how) = match &mut self.converter {
+            Some(conv) => {
+                let last = conv.finish();
+                (last, if conv.failure().is_some() { TRUNCATED } else { COMPLETE })
+            }
             // A passthrough stream that ended before its terminal event: tell the caller
             // instead of ending as if it were complete.
             None if self.sse.is_some() && !self.terminated => {
                 let e = GatewayError::new(ErrorKind::UpstreamUnreachable, "The upstream stream ended before the response was complete.");
-                self.error_bytes(&e)
+                (self.error_bytes(&e), TRUNCATED)
             }
-            None => Vec::new(),
+            None => (Vec::new(), COMPLETE),
         };
-        (last, Next::End { cancel_upstream: false })
+        (last, Next::End { cancel_upstream: false, how })
     }
 
     /// The timer fired: a deadline, a keepalive, or nothing due yet (data came meanwhile).
     fn on_timer(&mut self, watch: &CallerWatch) -> (Vec<u8>, Next) {
         let now = now_ms();
         if watch.gone() {
-            return (Vec::new(), Next::End { cancel_upstream: true });
+            return (Vec::new(), Next::End { cancel_upstream: true, how: CALLER_GONE });
         }
         if now >= self.deadline_ms || now >= self.last_data_ms + self.idle_ms {
             let setting = if now >= self.deadline_ms { "timeouts.totalMs" } else { "timeouts.idleMs" };
             let e = GatewayError::new(ErrorKind::Timeout, format!("The upstream stream stalled past {setting}."));
-            return (self.error_bytes(&e), Next::End { cancel_upstream: true });
+            return (self.error_bytes(&e), Next::End { cancel_upstream: true, how: TIMEOUT });
         }
         match self.keepalive {
             Some(k) if self.at_boundary && now >= self.last_sent_ms + self.keepalive_ms => (k.to_vec(), Next::Continue),

@@ -159,12 +159,16 @@ class Ctx:
         return {"target": target, "breaker": "closed", "consecutiveFailures": 0, "openForMs": 0, "note": "not listed"}
 
     def attempts(self, headers) -> list[dict]:
-        """The attempts of the request's gateway log line (by x-request-id)."""
+        """The attempts of the request's gateway log line."""
+        return self.log_line(headers)["attempts"]
+
+    def log_line(self, headers) -> dict:
+        """The request's gateway log line (by x-request-id)."""
         rid = headers.get("x-request-id")
         assert rid, f"no x-request-id in {dict(headers)}"
         line = self.gw.log_line(rid)
         assert line is not None, f"no gateway log line for request {rid}"
-        return line["attempts"]
+        return line
 
     def outcomes(self, headers) -> list[str]:
         return [a["outcome"] for a in self.attempts(headers)]
@@ -574,6 +578,9 @@ def test_hang_mid_stream_gets_keepalives_then_the_idle_error(ctx):
     assert events[-1] == (None, "[DONE]"), events[-3:]
     err = json.loads(events[-2][1])["error"]
     assert "idleMs" in err["message"], err
+    # a stream logs its line when it ends: whole duration, time to first byte, how it ended
+    line = ctx.log_line(r.headers)
+    assert line["streamEnd"] == "timeout" and line["durationMs"] >= IDLE_MS > line["firstByteMs"], line
 
 
 def test_mid_stream_drop_ends_with_the_error_event_and_the_sdk_raises(ctx):
@@ -613,6 +620,7 @@ def test_truncated_stream_ends_with_the_error_event(ctx, model):
     assert errors, (f"GATEWAY BUG ({'passthrough' if model.startswith('oai') else 'converted'}): the upstream stream was "
                     f"cut before its end, yet the caller got no error event; last events: {events[-2:]}")
     assert events[-1] == (None, "[DONE]")
+    assert ctx.log_line(r.headers)["streamEnd"] == "truncated"
     with pytest.raises(openai.APIError):
         for _ in ctx.openai().chat.completions.create(model=model, messages=chat_msg(), stream=True):
             pass
@@ -636,6 +644,7 @@ def test_keepalives_during_a_silence_within_limits(ctx, client_kind):
     text = b"".join(c for _, c in chunks).decode()
     pings = [t for t, c in chunks if c.startswith(marker)]
     assert len(pings) >= 2, f"expected keepalives every {KEEPALIVE_MS} ms during {silent} ms of silence: {text!r}"
+    assert ctx.log_line(r.headers)["streamEnd"] == "complete"
     gaps = [b - a for a, b in zip(pings, pings[1:])]
     assert all(g > KEEPALIVE_MS / 1000 * 0.5 for g in gaps), f"keepalives too frequent: {gaps}"
     if client_kind == "chat":
