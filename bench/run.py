@@ -59,6 +59,7 @@ NO_INSPECTOR = False  # --no-inspector
 
 GATEWAY_KEY = "bench-key"
 UPSTREAM_KEY = "sk-upstream-bench"
+UPSTREAM_ANT_KEY = "sk-ant-upstream-bench"
 COMPAT_DATE = "2026-04-20"
 COMPAT_FLAGS = ["enable_request_signal"]
 CHAT_PATH = "/v1/chat/completions"
@@ -386,7 +387,7 @@ class Target:
             raise BenchError(f"{self.name}: HTTP {status}: {body[:400]!r}")
         text = body.decode(errors="replace")
         if self.stream:
-            if "data: " not in text or "[DONE]" not in text:
+            if "data: " not in text or ("[DONE]" not in text and "message_stop" not in text):
                 raise BenchError(f"{self.name}: not a complete SSE stream: {text[:400]!r}")
         elif self.path.endswith("/local"):
             pass
@@ -757,23 +758,26 @@ def report(res: dict) -> str:
              f"interleaved in random order; ttfb = first body byte)")
     L.append(f"{'target':<34}{'ttfb p50':>9}{'p90':>8}{'p99':>8}{'total p50':>11}{'p90':>8}{'p99':>8}")
     for key, label in (("direct_stream", "mock direct"), ("gateway_stream", "gateway oai.gpt-4o-mini"),
+                       ("floor_stream", "floor worker (JS)"), ("direct_claude_stream", "mock direct, claude stream"),
                        ("gateway_converted_stream", "gateway chat->claude converted"),
-                       ("floor_stream", "floor worker (JS)")):
+                       ("floor_claude_stream", "floor worker, claude stream")):
         s = lat[key]
         L.append(f"{label:<34}{fmt(s['ttfb']['p50']):>9}{fmt(s['ttfb']['p90']):>8}{fmt(s['ttfb']['p99']):>8}"
                  f"{fmt(s['total']['p50']):>11}{fmt(s['total']['p90']):>8}{fmt(s['total']['p99']):>8}")
-    for key, label in (("gateway_stream", "added by gateway"), ("gateway_converted_stream", "added by gateway, converted"),
-                       ("floor_stream", "added by floor")):
+    for key, label in (("gateway_stream", "added by gateway"), ("floor_stream", "added by floor"),
+                       ("gateway_converted_stream", "added by gateway, converted"),
+                       ("floor_claude_stream", "added by floor, claude stream")):
         a = add[key]
         L.append(f"{label:<34}{fmt(a['ttfb']['p50']):>9}{fmt(a['ttfb']['p90']):>8}{fmt(a['ttfb']['p99']):>8}"
                  f"{fmt(a['total']['p50']):>11}{fmt(a['total']['p90']):>8}{fmt(a['total']['p99']):>8}")
-    L.append("   added = target minus mock direct, percentile by percentile; floor = bench/floor-worker.mjs")
+    L.append("   added = target minus mock direct (of the same upstream stream), percentile by percentile; "
+             "floor = bench/floor-worker.mjs")
     o = res["overhead_vs_floor"]
     L.append(f"gateway added-p50 minus floor added-p50: ttfb {o['ttfb_p50_ms']:+.3f} ms, total {o['total_p50_ms']:+.3f} ms"
              f"  (target <= 0.5 ms: {'MET' if o['met'] else 'NOT MET'})")
     oc = res.get("overhead_converted_vs_floor")
     if oc:
-        L.append(f"converted added-p50 minus floor added-p50: ttfb {oc['ttfb_p50_ms']:+.3f} ms, total {oc['total_p50_ms']:+.3f} ms"
+        L.append(f"converted added-p50 minus floor (claude stream) added-p50: ttfb {oc['ttfb_p50_ms']:+.3f} ms, total {oc['total_p50_ms']:+.3f} ms"
                  f"  (target <= 1 ms: {'MET' if oc['met'] else 'NOT MET'})")
     L.append("")
     L.append("== 3. echo provider latency, ms (same interleaved rounds)")
@@ -916,11 +920,12 @@ def main(argv=None) -> int:
             "oai": {"type": "openai-chat-completions", "baseURL": f"{mock_base}/v1", "apiKey": UPSTREAM_KEY,
                     "models": {"gpt-4o-mini": {}}},
             # The same chat request converted to an Anthropic upstream (the mock's /v1/messages).
-            "ant": {"type": "claude", "baseURL": mock_base, "apiKey": "sk-ant-upstream-bench",
+            "ant": {"type": "claude", "baseURL": mock_base, "apiKey": UPSTREAM_ANT_KEY,
                     "models": {"claude-sonnet-4-5": {}}},
             "echo": {"type": "echo", "models": ["e1"]}}}
         gw_vars = {"ANY_API_CONFIG": json.dumps(cfg, separators=(",", ":")), "WORKER_AUTH_KEY": GATEWAY_KEY}
-        floor_vars = {"UPSTREAM_URL": mock_base + CHAT_PATH, "UPSTREAM_KEY": UPSTREAM_KEY}
+        floor_vars = {"UPSTREAM_URL": mock_base + CHAT_PATH, "UPSTREAM_MESSAGES_URL": mock_base + "/v1/messages",
+                      "UPSTREAM_KEY": UPSTREAM_KEY, "UPSTREAM_ANT_KEY": UPSTREAM_ANT_KEY}
         log("starting wrangler dev: gateway, floor" +
             ("" if args.no_log_compare else ", gateway@error, gateway@log, gateway-nolog"))
         # wrangler dev reloads the worker whenever a file of its bundle is replaced, and other work
@@ -975,10 +980,22 @@ def main(argv=None) -> int:
         if len(seen) != 1:
             notes.append(f"the mock saw different upstream bodies for direct/gateway/floor: {list(seen)}")
 
-        # Conversion (chat client -> claude upstream), measured beside passthrough.
+        # Conversion (chat client -> claude upstream), measured beside passthrough, against the
+        # mock's Claude stream called directly and through the floor worker with the very body
+        # the gateway sent upstream (so that "added" compares the same upstream stream).
         conv_t = mk("gateway_converted_stream", gw, CHAT_PATH, "ant.claude-sonnet-4-5", GATEWAY_KEY, True)
+        c = Conn(mock.port, 10)
+        c.request(b"DELETE /_mock/requests HTTP/1.1\r\nHost: x\r\n\r\n")
         conv_t.once(record=False)
-        lat_targets.append(conv_t)
+        _s, _h, body, *_ = c.request(b"GET /_mock/requests HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.close()
+        claude_body = json.dumps(next(r["body"] for r in json.loads(body) if r.get("method") == "POST"),
+                                 separators=(",", ":")).encode()
+        claude_direct = Target("direct_claude_stream", mock, "/v1/messages", claude_body, None, True, to)
+        claude_direct.raw = claude_direct.raw.replace(
+            b"Accept: */*", f"Accept: */*\r\nx-api-key: {UPSTREAM_ANT_KEY}\r\nanthropic-version: 2023-06-01".encode())
+        claude_floor = Target("floor_claude_stream", floor, "/v1/messages", claude_body, None, True, to)
+        lat_targets += [conv_t, claude_direct, claude_floor]
         log(f"latency: {args.warmup} warm-up + {args.rounds} measured rounds x {len(lat_targets)} targets")
         rng = random.Random(args.seed)
         interleaved(lat_targets, args.warmup, rng, False, deadline)
@@ -987,13 +1004,15 @@ def main(argv=None) -> int:
         reconnects = {t.name: t.conn.reconnects for t in lat_targets if t.conn.reconnects > 0}
         if reconnects:
             notes.append(f"keep-alive connections were re-opened during the latency phase: {reconnects}")
-        add = {k: added(latency[k], latency["direct_stream"]) for k in ("gateway_stream", "floor_stream", "gateway_converted_stream")}
+        add = {k: added(latency[k], latency["direct_stream"]) for k in ("gateway_stream", "floor_stream")}
+        add.update({k: added(latency[k], latency["direct_claude_stream"])
+                    for k in ("gateway_converted_stream", "floor_claude_stream")})
         o_ttfb = add["gateway_stream"]["ttfb"]["p50"] - add["floor_stream"]["ttfb"]["p50"]
         o_total = add["gateway_stream"]["total"]["p50"] - add["floor_stream"]["total"]["p50"]
         overhead = {"ttfb_p50_ms": round(o_ttfb, 4), "total_p50_ms": round(o_total, 4),
                     "met": o_ttfb <= 0.5 and o_total <= 0.5}
-        c_ttfb = add["gateway_converted_stream"]["ttfb"]["p50"] - add["floor_stream"]["ttfb"]["p50"]
-        c_total = add["gateway_converted_stream"]["total"]["p50"] - add["floor_stream"]["total"]["p50"]
+        c_ttfb = add["gateway_converted_stream"]["ttfb"]["p50"] - add["floor_claude_stream"]["ttfb"]["p50"]
+        c_total = add["gateway_converted_stream"]["total"]["p50"] - add["floor_claude_stream"]["total"]["p50"]
         overhead_converted = {"ttfb_p50_ms": round(c_ttfb, 4), "total_p50_ms": round(c_total, 4),
                               "met": c_ttfb <= 1.0 and c_total <= 1.0}
         for t in lat_targets:
