@@ -125,7 +125,7 @@ pub async fn forward_request(
                             CommittedBody::Reply(body) => Ok((super::with_body(builder, body), Handoff::No)),
                             CommittedBody::Raw(stream) => Ok((builder.stream(stream), Handoff::No)),
                             CommittedBody::Pump(pump, upstream) => {
-                                let (out, body) = PipeWriter::new().map_err(js_error)?;
+                                let (out, body) = PipeWriter::new().map_err(worker::Error::from)?;
                                 // The stream logs its line when it ends, with how it ended.
                                 let mut line = std::mem::take(log);
                                 line.first_byte_ms = Some(now_ms().saturating_sub(started));
@@ -169,10 +169,6 @@ pub async fn forward_request(
 pub enum Handoff {
     No,
     Logged,
-}
-
-fn js_error(e: JsValue) -> worker::Error {
-    worker::Error::from(e)
 }
 
 async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64, watch: &Rc<CallerWatch>) -> Result<Committed, Failed> {
