@@ -58,6 +58,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from resilience_util import ENTRY, Gateway, RMock, StartError, dead_port  # noqa: E402
+sys.path.insert(0, str(HERE))
+from run import Conn, pct  # noqa: E402  (bench/run.py: the keep-alive client and percentiles)
 
 RESULTS = REPO / "target" / "resilience-results.json"
 GATEWAY_KEY = "bench-key"
@@ -119,16 +121,6 @@ def ok_reply(status: int, payload: bytes) -> bool:
         return bool(json.loads(payload)["choices"][0]["message"]["content"])
     except (ValueError, KeyError, IndexError, TypeError):
         return False
-
-
-def pct(values, p):
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    k = (len(v) - 1) * p / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 def dist(ms: list[float]) -> dict:
@@ -251,75 +243,8 @@ def load_pair(port: int, a: tuple[str, str], b: tuple[str, str], n: int, concurr
 # ------------------------------------------------------------------------------------------
 # Sequential: one blocking keep-alive connection per target, interleaved samples
 # ------------------------------------------------------------------------------------------
-class Conn:
-    def __init__(self, port: int):
-        self.port, self.sock, self.buf = port, None, bytearray()
-
-    def _connect(self):
-        self.close()
-        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = bytearray()
-
-    def close(self):
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-
-    def _fill(self):
-        d = self.sock.recv(65536)
-        if not d:
-            raise ConnectionError("closed")
-        self.buf += d
-
-    def _until(self, sep: bytes) -> bytes:
-        while True:
-            i = self.buf.find(sep)
-            if i >= 0:
-                out = bytes(self.buf[:i + len(sep)])
-                del self.buf[:i + len(sep)]
-                return out
-            self._fill()
-
-    def _exact(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            self._fill()
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
-
-    def request(self, raw: bytes):
-        for attempt in (1, 2):
-            try:
-                if self.sock is None:
-                    self._connect()
-                t0 = time.perf_counter()
-                self.sock.sendall(raw)
-                status, headers = parse_head(self._until(b"\r\n\r\n"))
-                if "chunked" in headers.get("transfer-encoding", "").lower():
-                    out = bytearray()
-                    while True:
-                        size = int(self._until(b"\r\n").split(b";")[0], 16)
-                        if size == 0:
-                            while self._until(b"\r\n") != b"\r\n":
-                                pass
-                            break
-                        out += self._exact(size + 2)[:-2]
-                    payload = bytes(out)
-                else:
-                    payload = self._exact(int(headers.get("content-length") or 0))
-                ms = (time.perf_counter() - t0) * 1000.0
-                if headers.get("connection", "").lower() == "close":
-                    self.close()
-                return ms, status, headers, payload
-            except (ConnectionError, OSError):
-                self.close()
-                if attempt == 2:
-                    raise
-
-
 def sequential_pairs(port: int, models: list[str], pairs: int, deadline: float) -> dict[str, list[float]]:
-    conns = {m: Conn(port) for m in models}
+    conns = {m: Conn(port, 30) for m in models}
     raws = {m: raw_request(port, m) for m in models}
     out: dict[str, list[float]] = {m: [] for m in models}
     bad: dict[str, int] = {m: 0 for m in models}
@@ -327,9 +252,9 @@ def sequential_pairs(port: int, models: list[str], pairs: int, deadline: float) 
         if time.monotonic() > deadline:
             break
         for m in (models if i % 2 == 0 else list(reversed(models))):
-            ms, status, _h, payload = conns[m].request(raws[m])
+            status, _h, payload, _head, _first, total_ns = conns[m].request(raws[m])
             if ok_reply(status, payload):
-                out[m].append(ms)
+                out[m].append(total_ns / 1e6)
             else:
                 bad[m] += 1
     for c in conns.values():
@@ -424,7 +349,7 @@ def main(argv=None) -> int:
             for part, fraction in (("all_breakers_closed", 0.08), ("one_breaker_open", 0.09)):
                 if part == "one_breaker_open":
                     for gw in (A, C):
-                        conn = Conn(gw.port)
+                        conn = Conn(gw.port, 30)
                         for _ in range(3):
                             conn.request(raw_request(gw.port, "dead-route-2"))
                         conn.close()
@@ -448,16 +373,16 @@ def main(argv=None) -> int:
         # (a) the dead first target: every request still tries it (B, breaker off), then with
         # the breaker open (A, README default breaker)
         a: dict = {}
-        log(f"(a) dead-route vs ok.healthy on gateway B (breaker off: the dead target is tried every time)")
+        log("(a) dead-route vs ok.healthy on gateway B (breaker off: the dead target is tried every time)")
         seq = sequential_pairs(gws["B"].port, ["dead-route", "ok.healthy"], args.pairs // 2, share(0.05))
         r_, d_ = dist(seq["dead-route"]), dist(seq["ok.healthy"])
         a["dead_tried_every_time"] = {"dead_route": r_, "direct": d_, "extra_p50_ms": round(r_["p50"] - d_["p50"], 4),
                                       "target_ms": 5.0, "met": r_["p50"] - d_["p50"] <= 5.0}
         log("(a) dead-route vs ok.healthy on gateway A (the breaker opens after 3 failures)")
-        conn, first = Conn(A.port), []
+        conn, first = Conn(A.port, 30), []
         for _ in range(3):
-            ms, st, h, payload = conn.request(raw_request(A.port, "dead-route"))
-            first.append({"ms": round(ms, 3), "attempts": h.get("x-gateway-attempts"), "ok": ok_reply(st, payload)})
+            st, h, payload, _head, _first, total_ns = conn.request(raw_request(A.port, "dead-route"))
+            first.append({"ms": round(total_ns / 1e6, 3), "attempts": h.get("x-gateway-attempts"), "ok": ok_reply(st, payload)})
         conn.close()
         seq = sequential_pairs(A.port, ["dead-route", "ok.healthy"], args.pairs, share(0.08))
         r_, d_ = dist(seq["dead-route"]), dist(seq["ok.healthy"])
