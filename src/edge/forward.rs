@@ -79,8 +79,9 @@ enum CommittedBody {
     Reply(Body),
     /// Passthrough bytes straight from the upstream's JS stream (never enters wasm).
     Raw(web_sys::ReadableStream),
-    /// A stream whose first event went by: the rest is pumped by [`Pump::run`].
-    Pump(Box<Pump>, ByteReader),
+    /// A stream whose first event went by: the rest is pumped by [`Pump::run`], with the
+    /// attempt's timer.
+    Pump(Box<Pump>, ByteReader, Timer),
 }
 
 pub async fn forward_request(
@@ -124,12 +125,12 @@ pub async fn forward_request(
                         return match committed.body {
                             CommittedBody::Reply(body) => Ok((super::with_body(builder, body), Handoff::No)),
                             CommittedBody::Raw(stream) => Ok((builder.stream(stream), Handoff::No)),
-                            CommittedBody::Pump(pump, upstream) => {
+                            CommittedBody::Pump(pump, upstream, timer) => {
                                 let (out, body) = PipeWriter::new().map_err(worker::Error::from)?;
                                 // The stream logs its line when it ends, with how it ended.
                                 let mut line = std::mem::take(log);
                                 line.first_byte_ms = Some(now_ms().saturating_sub(started));
-                                ctx.wait_until(pump.run(upstream, out, watch, line, started));
+                                ctx.wait_until(pump.run(upstream, out, timer, watch, line, started));
                                 Ok((builder.stream(body), Handoff::Logged))
                             }
                         };
@@ -321,7 +322,7 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
     if !event_stream && conversion.is_none() {
         headers.retain(|(n, _)| n != "content-encoding");
     }
-    Ok(Committed { status: 200.max(status), headers, body: CommittedBody::Pump(Box::new(pump), reader) })
+    Ok(Committed { status: 200.max(status), headers, body: CommittedBody::Pump(Box::new(pump), reader, first_byte_timer) })
 }
 
 /// Upstream headers minus those that describe its own body framing.

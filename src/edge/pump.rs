@@ -132,16 +132,16 @@ impl Pump {
     }
 
     /// Pumps the rest of the upstream stream into `out`, then ends it.
-    pub async fn run(self, upstream: ByteReader, out: PipeWriter, watch: Rc<CallerWatch>, mut log: LogLine, started: u64) {
-        let end = self.pump(upstream, out, &watch).await;
+    /// `timer` may still be armed for an earlier deadline: firing early only means a re-check.
+    pub async fn run(self, upstream: ByteReader, out: PipeWriter, timer: Timer, watch: Rc<CallerWatch>, mut log: LogLine, started: u64) {
+        let end = self.pump(upstream, out, timer, &watch).await;
         log.stream_end = Some(end);
         log.duration_ms = now_ms().saturating_sub(started);
         console_log!("{}", log.to_json());
     }
 
     /// The stream loop; returns how the stream ended.
-    async fn pump(mut self, upstream: ByteReader, mut out: PipeWriter, watch: &CallerWatch) -> &'static str {
-        let mut timer = Timer::new();
+    async fn pump(mut self, upstream: ByteReader, mut out: PipeWriter, mut timer: Timer, watch: &CallerWatch) -> &'static str {
         let mut reading: Option<ReadFuture> = None;
         let mut bytes = std::mem::take(&mut self.pending);
         loop {
