@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CPU profile of the gateway's isolate under load (a diagnostic, not a test).
 
-    .venv/bin/python bench/profile.py [--target passthrough|converted|echo] [--seconds 5]
+    .venv/bin/python bench/profile.py [--target passthrough|converted|echo] [--no-stream] [--seconds 5]
 
 Starts the strict mock and the gateway (build/ as it is) under `wrangler dev` on 127.0.0.1,
 connects to the worker's devtools inspector, samples its CPU (V8 Profiler) while wrk (or the
@@ -110,6 +110,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", choices=("passthrough", "converted", "echo"), default="passthrough")
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--no-stream", action="store_true", help="plain JSON requests (what the bench's req/s phase sends)")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--interval-us", type=int, default=100)
     ap.add_argument("--top", type=int, default=40)
@@ -138,7 +139,8 @@ def main() -> int:
         targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{inspector_port}/json", timeout=10))
         ws_url = next(t["webSocketDebuggerUrl"] for t in targets if "webSocketDebuggerUrl" in t)
         model = {"passthrough": "oai.gpt-4o-mini", "converted": "ant.claude-sonnet-4-5", "echo": "echo.e1"}[args.target]
-        t = bench.Target(args.target, gw, bench.CHAT_PATH, bench.chat_body(model, True), bench.GATEWAY_KEY, True, 15.0)
+        t = bench.Target(args.target, gw, bench.CHAT_PATH, bench.chat_body(model, not args.no_stream), bench.GATEWAY_KEY,
+                         not args.no_stream, 15.0)
         for _ in range(200):  # warm up (JIT, tier-up) before sampling
             t.once(record=False)
         use_wrk = shutil.which("wrk") is not None

@@ -3,16 +3,13 @@
 //! its headers and, for a stream, a first good event; until then every failure can be
 //! retried elsewhere and the caller has seen nothing.
 
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{Context, Fetch, Headers, Method, Request, RequestInit, Response, ResponseBuilder};
 
-use super::js::{before, describe, sleep, ByteReader, PipeWriter, Timer};
+use super::js::{self, before, describe, sleep, ByteReader, Ctx, PipeWriter, Timer};
 use super::pump::Pump;
-use super::{headers_of, now_ms, to_response, HEALTH};
+use super::{body_value, now_ms, respond, to_response, HEALTH};
 use crate::attempts::{Driver, Step};
 use crate::convert;
 use crate::error::{ErrorKind, GatewayError};
@@ -20,45 +17,15 @@ use crate::gateway::{self, Body, Failure, Forward, LogLine, PreparedTarget, Repl
 use crate::policy::{self, Outcome};
 use crate::protocols::{self, Protocol, StreamFraming};
 
-/// Aborts the in-flight upstream fetch when the caller goes away (`request.signal`,
-/// compatibility flag `enable_request_signal`). Dropping it removes the listener.
+/// Whether the caller went away (`request.signal`, compatibility flag
+/// `enable_request_signal`); every upstream fetch is aborted with it.
 pub struct CallerWatch {
-    current: Rc<RefCell<Option<web_sys::AbortController>>>,
-    gone: Rc<Cell<bool>>,
     signal: web_sys::AbortSignal,
-    _listener: Closure<dyn FnMut()>,
 }
 
 impl CallerWatch {
-    fn new(signal: web_sys::AbortSignal) -> Self {
-        let current: Rc<RefCell<Option<web_sys::AbortController>>> = Rc::new(RefCell::new(None));
-        let gone = Rc::new(Cell::new(signal.aborted()));
-        let (c, g) = (current.clone(), gone.clone());
-        let listener = Closure::<dyn FnMut()>::new(move || {
-            g.set(true);
-            if let Some(controller) = c.borrow().as_ref() {
-                controller.abort();
-            }
-        });
-        signal.set_onabort(Some(listener.as_ref().unchecked_ref()));
-        CallerWatch { current, gone, signal, _listener: listener }
-    }
-
     pub fn gone(&self) -> bool {
-        self.gone.get()
-    }
-
-    /// A controller for the next upstream fetch, aborted if the caller leaves.
-    fn controller(&self) -> web_sys::AbortController {
-        let controller = web_sys::AbortController::new().unwrap_or_else(|_| wasm_bindgen::throw_str("AbortController unavailable"));
-        *self.current.borrow_mut() = Some(controller.clone());
-        controller
-    }
-}
-
-impl Drop for CallerWatch {
-    fn drop(&mut self) {
-        self.signal.set_onabort(None);
+        self.signal.aborted()
     }
 }
 
@@ -89,11 +56,11 @@ pub async fn forward_request(
     request_id: &str,
     started: u64,
     signal: web_sys::AbortSignal,
-    ctx: &Context,
+    ctx: &Ctx,
     log: &mut LogLine,
     changed: &mut bool,
-) -> worker::Result<(Response, Handoff)> {
-    let watch = Rc::new(CallerWatch::new(signal));
+) -> Result<(web_sys::Response, Handoff), JsValue> {
+    let watch = Rc::new(CallerWatch { signal });
     log.route = forward.route.clone();
     let mut driver = Driver::new(forward.candidates(), forward.retry, forward.breaker, now_ms());
     let mut last: Option<Reply> = None;
@@ -121,17 +88,17 @@ pub async fn forward_request(
                         headers.push(("x-gateway-provider".into(), t.provider.clone()));
                         headers.push(("x-gateway-model".into(), t.upstream_model.clone()));
                         headers.push(("x-gateway-attempts".into(), driver.attempts().to_string()));
-                        let builder = ResponseBuilder::new().with_status(committed.status).with_headers(headers_of(&headers, request_id));
+                        let status = committed.status;
                         return match committed.body {
-                            CommittedBody::Reply(body) => Ok((super::with_body(builder, body), Handoff::No)),
-                            CommittedBody::Raw(stream) => Ok((builder.stream(stream), Handoff::No)),
+                            CommittedBody::Reply(body) => Ok((respond(status, &headers, request_id, &body_value(body))?, Handoff::No)),
+                            CommittedBody::Raw(stream) => Ok((respond(status, &headers, request_id, &stream)?, Handoff::No)),
                             CommittedBody::Pump(pump, upstream, timer) => {
-                                let (out, body) = PipeWriter::new().map_err(worker::Error::from)?;
+                                let (out, body) = PipeWriter::new()?;
                                 // The stream logs its line when it ends, with how it ended.
                                 let mut line = std::mem::take(log);
                                 line.first_byte_ms = Some(now_ms().saturating_sub(started));
-                                ctx.wait_until(pump.run(upstream, out, timer, watch, line, started));
-                                Ok((builder.stream(body), Handoff::Logged))
+                                js::wait_until(ctx, pump.run(upstream, out, timer, watch, line, started, JsValue::from(ctx).unchecked_into()));
+                                Ok((respond(status, &headers, request_id, &body)?, Handoff::Logged))
                             }
                         };
                     }
@@ -183,21 +150,11 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
     let mut first_byte_timer = Timer::new();
     first_byte_timer.fire_by(now + first_byte, now);
 
-    let headers = Headers::new();
-    for (name, value) in &request.headers {
-        let _ = headers.set(name, value);
-    }
-    let body = js_sys::Uint8Array::from(request.body.as_slice());
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(JsValue::from(body)));
-    let upstream_request = Request::new_with_init(&request.url, &init).map_err(|e| fail(Failure::Unreachable(e.to_string()), Outcome::Connect))?;
-    let controller = watch.controller();
-    let signal = worker::AbortSignal::from(controller.signal());
-    let fetch = Fetch::Request(upstream_request);
-    let sending = Box::pin(fetch.send_with_signal(&signal));
+    let (controller, sending) = js::upstream_fetch(&request.url, &request.headers, &request.body, &watch.signal)
+        .map_err(|e| fail(Failure::Unreachable(describe(&e)), Outcome::Connect))?;
     let upstream: web_sys::Response = match before(sending, &mut first_byte_timer).await {
-        Some(Ok(r)) => r.into(),
-        Some(Err(e)) => return Err(fail(Failure::Unreachable(e.to_string()), Outcome::Connect)),
+        Some(Ok(r)) => r.unchecked_into(),
+        Some(Err(e)) => return Err(fail(Failure::Unreachable(describe(&e)), Outcome::Connect)),
         None => {
             controller.abort();
             return Err(timeout());
@@ -205,7 +162,7 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
     };
 
     let status = upstream.status();
-    let upstream_headers: Vec<(String, String)> = Headers(upstream.headers()).entries().collect();
+    let upstream_headers = js::header_pairs(&upstream.headers());
     let header = |name: &str| upstream_headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     let kept = gateway::upstream_reply_headers(&upstream_headers);
     let conversion = t.conversion.as_ref();

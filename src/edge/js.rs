@@ -13,6 +13,99 @@ use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+/// The runtime's per-request context (`waitUntil`).
+pub type Ctx = worker::worker_sys::Context;
+
+/// Keeps the request alive until `fut` is done, without delaying the response.
+pub fn wait_until(ctx: &Ctx, fut: impl std::future::Future<Output = ()> + 'static) {
+    let promise = wasm_bindgen_futures::future_to_promise(async move {
+        fut.await;
+        Ok(JsValue::UNDEFINED)
+    });
+    let _ = ctx.wait_until(&promise);
+}
+
+/// Glue that would cost many wasm↔JS crossings per request if written with web-sys
+/// calls: header lists cross as one `\0`-separated string, and a callback the runtime
+/// calls (abort, log) is plain JS instead of a wasm closure.
+#[wasm_bindgen(inline_js = "
+function headersOf(list) {
+  const headers = new Headers();
+  const parts = list.split('\0');
+  for (let i = 0; i + 1 < parts.length; i += 2) headers.set(parts[i], parts[i + 1]);
+  return headers;
+}
+export function upstreamFetch(url, headerList, body, callerSignal) {
+  const controller = new AbortController();
+  if (callerSignal.aborted) controller.abort();
+  else callerSignal.addEventListener('abort', () => controller.abort(), { once: true });
+  return [controller, fetch(url, { method: 'POST', headers: headersOf(headerList), body, signal: controller.signal })];
+}
+export function headerList(headers) {
+  let list = '';
+  for (const [name, value] of headers) list += name + '\0' + value + '\0';
+  return list;
+}
+export function respond(body, status, headerList) {
+  return new Response(body, { status, headers: headersOf(headerList) });
+}
+export function logSoon(ctx, line) {
+  ctx.waitUntil(new Promise((done) => setTimeout(() => { console.log(line); done(); }, 0)));
+}
+")]
+extern "C" {
+    /// Starts `POST url` with the given headers and body; returns the fetch's
+    /// `AbortController` (aborted too when the caller goes away) and its promise.
+    #[wasm_bindgen(js_name = upstreamFetch, catch)]
+    fn upstream_fetch_js(url: &str, header_list: &str, body: &Uint8Array, caller_signal: &web_sys::AbortSignal) -> Result<js_sys::Array, JsValue>;
+
+    #[wasm_bindgen(js_name = headerList)]
+    fn header_list_js(headers: &web_sys::Headers) -> String;
+
+    #[wasm_bindgen(js_name = respond, catch)]
+    fn respond_js(body: &JsValue, status: u16, header_list: &str) -> Result<web_sys::Response, JsValue>;
+
+    /// Logs `line` a macrotask from now, from plain JS: the log neither delays the caller's
+    /// bytes nor runs under the wasm call stack (wrangler dev's inspector captures the
+    /// stack of every console call, so a deep one costs CPU per request).
+    #[wasm_bindgen(js_name = logSoon)]
+    pub fn log_soon(ctx: &Ctx, line: &str);
+}
+
+fn to_header_list<'a>(headers: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut list = String::new();
+    for (name, value) in headers {
+        list.push_str(name);
+        list.push('\0');
+        list.push_str(value);
+        list.push('\0');
+    }
+    list
+}
+
+/// Starts an upstream `POST`; the controller aborts it (the caller leaving does too).
+pub fn upstream_fetch(url: &str, headers: &[(String, String)], body: &[u8], caller_signal: &web_sys::AbortSignal) -> Result<(web_sys::AbortController, JsFuture), JsValue> {
+    let list = to_header_list(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let pair = upstream_fetch_js(url, &list, &Uint8Array::from(body), caller_signal)?;
+    Ok((pair.get(0).unchecked_into(), JsFuture::from(pair.get(1).unchecked_into::<Promise>())))
+}
+
+/// A JS `Headers` as name/value pairs (names lower case, as the runtime keeps them).
+pub fn header_pairs(headers: &web_sys::Headers) -> Vec<(String, String)> {
+    let list = header_list_js(headers);
+    let mut parts = list.split('\0');
+    let mut pairs = Vec::new();
+    while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+        pairs.push((name.to_string(), value.to_string()));
+    }
+    pairs
+}
+
+/// A response to hand the runtime; `body` is null, a `Uint8Array` or a `ReadableStream`.
+pub fn respond<'a>(body: &JsValue, status: u16, headers: impl Iterator<Item = (&'a str, &'a str)>) -> Result<web_sys::Response, JsValue> {
+    respond_js(body, status, &to_header_list(headers))
+}
+
 #[wasm_bindgen]
 extern "C" {
     /// workerd's native byte pipe: bytes written to `writable` come out of `readable`

@@ -19,7 +19,8 @@ use std::rc::Rc;
 use js_sys::Uint8Array;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
-use worker::{console_log, event, Context, Date, Env, Headers, Response, ResponseBuilder};
+use wasm_bindgen::prelude::wasm_bindgen;
+use worker::{console_error, Env};
 
 
 use crate::attempts::Health;
@@ -27,7 +28,7 @@ use crate::config::{self, Config};
 use crate::error::{ErrorKind, GatewayError};
 use crate::gateway::{self, Begin, Body, LogLine, Plan, Reply, Resolution, Setup};
 use crate::protocols::Protocol;
-use js::ByteReader;
+use js::{ByteReader, Ctx};
 
 /// The parsed config and gateway keys, kept while the env values they came from are
 /// unchanged: parsing happens once per isolate, not per request. The values are kept as
@@ -52,7 +53,7 @@ thread_local! {
 const PULL_EVERY_MS: u64 = 5_000;
 
 fn now_ms() -> u64 {
-    Date::now().as_millis()
+    js_sys::Date::now() as u64
 }
 
 fn env_string(env: &Env, name: &str) -> Option<String> {
@@ -96,26 +97,24 @@ fn new_request_id() -> String {
     id
 }
 
-fn headers_of(reply_headers: &[(String, String)], request_id: &str) -> Headers {
-    let headers = Headers::new();
-    for (name, value) in reply_headers.iter().chain(gateway::common_headers(request_id).iter()) {
-        let _ = headers.set(name, value);
-    }
-    headers
+/// A response with the gateway's own headers added.
+fn respond(status: u16, headers: &[(String, String)], request_id: &str, body: &JsValue) -> Result<web_sys::Response, JsValue> {
+    let common = gateway::common_headers(request_id);
+    let all = headers.iter().chain(common.iter()).map(|(n, v)| (n.as_str(), v.as_str()));
+    js::respond(body, status, all)
 }
 
-fn with_body(builder: ResponseBuilder, body: Body) -> Response {
+fn body_value(body: Body) -> JsValue {
     match body {
-        Body::Empty => builder.empty(),
-        Body::Bytes(bytes) => builder.fixed(bytes),
+        Body::Empty => JsValue::NULL,
+        Body::Bytes(bytes) => Uint8Array::from(bytes.as_slice()).into(),
         // Every chunk is ready: one write of them all.
-        Body::Chunks(chunks) => builder.fixed(chunks.concat()),
+        Body::Chunks(chunks) => Uint8Array::from(chunks.concat().as_slice()).into(),
     }
 }
 
-fn to_response(reply: Reply, request_id: &str) -> worker::Result<Response> {
-    let builder = ResponseBuilder::new().with_status(reply.status).with_headers(headers_of(&reply.headers, request_id));
-    Ok(with_body(builder, reply.body))
+fn to_response(reply: Reply, request_id: &str) -> Result<web_sys::Response, JsValue> {
+    respond(reply.status, &reply.headers, request_id, &body_value(reply.body))
 }
 
 /// Path and query of a serialised request URL (`http://host/path?query`).
@@ -126,8 +125,20 @@ fn path_and_query(url: &str) -> (&str, &str) {
     rest.split_once('?').unwrap_or((rest, ""))
 }
 
-#[event(fetch)]
-async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<Response> {
+/// The Worker's `fetch` handler (called by build/entry.mjs). Written out instead of
+/// workers-rs's `#[event(fetch)]` to keep the runtime's own request and context objects.
+#[wasm_bindgen]
+pub async fn fetch(req: web_sys::Request, env: Env, ctx: Ctx) -> Result<web_sys::Response, JsValue> {
+    match handle(req, env, ctx).await {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            console_error!("internal error: {}", js::describe(&e));
+            js::respond(&JsValue::from_str("Internal error"), 500, std::iter::empty())
+        }
+    }
+}
+
+async fn handle(req: web_sys::Request, env: Env, ctx: Ctx) -> Result<web_sys::Response, JsValue> {
     let started = now_ms();
     let request_id = new_request_id();
     let url = req.url();
@@ -198,7 +209,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
                 let due = now_ms().saturating_sub(LAST_PULL.with(Cell::get)) >= PULL_EVERY_MS;
                 if changed || due {
                     LAST_PULL.with(|t| t.set(now_ms()));
-                    ctx.wait_until(state::sync_state(env.clone(), binding, changed));
+                    js::wait_until(&ctx, state::sync_state(env.clone(), binding, changed));
                 }
             }
             match result {
@@ -209,16 +220,9 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> worker::Result<
     };
     if handoff == forward::Handoff::No {
         log.duration_ms = now_ms().saturating_sub(started);
-        ctx.wait_until(emit_later(log));
+        js::log_soon(&ctx, &log.to_json());
     }
     response
-}
-
-/// Logs the line once the response is on its way: a macrotask later, so neither the
-/// log's own cost nor wrangler dev's relay of it delays the caller's first byte.
-async fn emit_later(log: LogLine) {
-    js::sleep(0).await;
-    console_log!("{}", log.to_json());
 }
 
 /// Reads the body, stopping as soon as it exceeds `max` bytes.

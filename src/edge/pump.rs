@@ -8,9 +8,7 @@
 
 use std::rc::Rc;
 
-use worker::console_log;
-
-use super::js::{before, ByteReader, PipeWriter, ReadFuture, Timer};
+use super::js::{self, before, ByteReader, Ctx, PipeWriter, ReadFuture, Timer};
 use super::forward::CallerWatch;
 use super::now_ms;
 use crate::convert::{Conversion, StreamConverter};
@@ -133,11 +131,11 @@ impl Pump {
 
     /// Pumps the rest of the upstream stream into `out`, then ends it.
     /// `timer` may still be armed for an earlier deadline: firing early only means a re-check.
-    pub async fn run(self, upstream: ByteReader, out: PipeWriter, timer: Timer, watch: Rc<CallerWatch>, mut log: LogLine, started: u64) {
+    pub async fn run(self, upstream: ByteReader, out: PipeWriter, timer: Timer, watch: Rc<CallerWatch>, mut log: LogLine, started: u64, ctx: Ctx) {
         let end = self.pump(upstream, out, timer, &watch).await;
         log.stream_end = Some(end);
         log.duration_ms = now_ms().saturating_sub(started);
-        console_log!("{}", log.to_json());
+        js::log_soon(&ctx, &log.to_json());
     }
 
     /// The stream loop; returns how the stream ended.
