@@ -108,7 +108,8 @@ def summarise(profile: dict, requests: int, top: int) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--target", choices=("passthrough", "converted", "echo"), default="passthrough")
+    ap.add_argument("--target", choices=("passthrough", "converted", "echo", "floor"), default="passthrough",
+                    help="floor: bench/floor-worker.mjs proxying the same chat request, for comparison")
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--no-stream", action="store_true", help="plain JSON requests (what the bench's req/s phase sends)")
     ap.add_argument("--concurrency", type=int, default=8)
@@ -132,14 +133,21 @@ def main() -> int:
         snap = tmp / "snapshot"
         bench.snapshot_build(bench.ENTRY.parent, snap / "build")
         gw_vars = {"ANY_API_CONFIG": json.dumps(cfg), "WORKER_AUTH_KEY": bench.GATEWAY_KEY}
-        gw = bench.start_wrangler(procs, tmp, "gateway", snap / "build" / "entry.mjs", gw_vars, "warn")
-        probe = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n\r\n".encode()
+        if args.target == "floor":
+            floor_vars = {"UPSTREAM_URL": base + bench.CHAT_PATH, "UPSTREAM_KEY": bench.UPSTREAM_KEY,
+                          "UPSTREAM_MESSAGES_URL": base + "/v1/messages", "UPSTREAM_ANT_KEY": "sk-ant-upstream-bench"}
+            gw = bench.start_wrangler(procs, tmp, "gateway", bench.FLOOR, floor_vars, "warn")
+        else:
+            gw = bench.start_wrangler(procs, tmp, "gateway", snap / "build" / "entry.mjs", gw_vars, "warn")
+        probe = f"GET /{'local' if args.target == 'floor' else 'health'} HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n\r\n".encode()
         bench.wait_ready([gw], {"gateway": probe})
         inspector_port = int(gw.cmd[gw.cmd.index("--inspector-port") + 1])
         targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{inspector_port}/json", timeout=10))
         ws_url = next(t["webSocketDebuggerUrl"] for t in targets if "webSocketDebuggerUrl" in t)
-        model = {"passthrough": "oai.gpt-4o-mini", "converted": "ant.claude-sonnet-4-5", "echo": "echo.e1"}[args.target]
-        t = bench.Target(args.target, gw, bench.CHAT_PATH, bench.chat_body(model, not args.no_stream), bench.GATEWAY_KEY,
+        model = {"passthrough": "oai.gpt-4o-mini", "converted": "ant.claude-sonnet-4-5", "echo": "echo.e1",
+                 "floor": "gpt-4o-mini"}[args.target]
+        auth = None if args.target == "floor" else bench.GATEWAY_KEY
+        t = bench.Target(args.target, gw, bench.CHAT_PATH, bench.chat_body(model, not args.no_stream), auth,
                          not args.no_stream, 15.0)
         for _ in range(200):  # warm up (JIT, tier-up) before sampling
             t.once(record=False)
