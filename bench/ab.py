@@ -33,9 +33,12 @@ def main() -> int:
     ap.add_argument("--rps-seconds", type=float, default=3.0)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-inspector", action="store_true",
+                    help="wrangler dev without its devtools relay (as bench/run.py --no-inspector)")
     args = ap.parse_args()
     # What bench.rps_phase reads from its options.
     args.rps_warmup, args.wrk_threads, args.settle = 1.0, 1, 0.5
+    bench.NO_INSPECTOR = args.no_inspector
 
     procs = bench.Procs()
     tmp = Path(tempfile.mkdtemp(prefix="gw-ab-"))

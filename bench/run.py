@@ -10,8 +10,9 @@ One run starts, all at the same time and all on 127.0.0.1:
   * the gateway (a snapshot of build/ taken at the start) under `wrangler dev --log-level warn`;
   * the floor worker bench/floor-worker.mjs under `wrangler dev` with the same settings;
   * unless --no-log-compare, three more gateways: at `--log-level error`, at wrangler's default
-    level (`log`: prints the per-request console line) and with console.log stubbed out
-    (bench/gateway-nolog.mjs), for an informative look at what console logging costs.
+    level (`log`: prints the per-request console line) and configured with
+    `"logRequests": "errors"` (successful requests write no log line), for an informative look
+    at what the per-request console line costs under wrangler dev.
 It measures, interleaving targets wherever it can so that machine noise hits all alike:
   1. sequential latency (time to first body byte, total) of an OpenAI chat SSE stream through the
      gateway's passthrough, the floor worker, and the mock called directly (added = minus direct);
@@ -50,7 +51,6 @@ REPO = HERE.parent
 MOCK = REPO / "tests" / "e2e" / "mock_upstream.py"
 MOCK_NODELAY = HERE / "mock_nodelay.py"
 FLOOR = HERE / "floor-worker.mjs"
-NOLOG = HERE / "gateway-nolog.mjs"
 ENTRY = REPO / "build" / "entry.mjs"
 WASM = REPO / "build" / "index_bg.wasm"
 WRANGLER = REPO / "node_modules" / ".bin" / "wrangler"
@@ -789,7 +789,7 @@ def report(res: dict) -> str:
     if res.get("log_levels"):
         L.append("")
         L.append("== console logging (informative): the gateway at several wrangler --log-level, and with console.log "
-                 "stubbed (bench/gateway-nolog.mjs); interleaved; ms p50 (p90)")
+                 "configured with logRequests: errors (no line for a success); interleaved; ms p50 (p90)")
         L.append(f"{'log level':<34}{'SSE ttfb':>14}{'SSE total':>16}{'echo':>16}")
         for lvl, v in res["log_levels"].items():
             L.append(f"{lvl:<34}{fmt(v['stream_ttfb_p50']):>7} ({fmt(v['stream_ttfb_p90'])})"
@@ -804,8 +804,8 @@ def report(res: dict) -> str:
     for key, label in (("mock_direct", "mock direct (non-stream)"), ("gateway_passthrough", "gateway oai.gpt-4o-mini"),
                        ("gateway_converted", "gateway chat->claude converted"),
                        ("floor", "floor worker"), ("gateway_echo", "gateway echo.e1"), ("floor_local", "floor local (ref)"),
-                       ("gateway_nolog_passthrough", "gateway, console.log stubbed"),
-                       ("gateway_nolog_echo", "gateway echo, console.log stubbed")):
+                       ("gateway_nolog_passthrough", "gateway, logRequests: errors"),
+                       ("gateway_nolog_echo", "gateway echo, logRequests: errors")):
         r = t["targets"].get(key)
         if not r:
             continue
@@ -829,7 +829,7 @@ def report(res: dict) -> str:
              f"{'MET' if t['ratio_gateway_floor_pct'] >= 90 else 'NOT MET'})")
     L.append(f"gateway echo / floor local:  {t['ratio_echo_floor_local_pct']:.1f} %  (informative)")
     if "ratio_nolog_floor_pct" in t:
-        L.append(f"gateway with console.log stubbed / floor: {t['ratio_nolog_floor_pct']:.1f} %  (informative)")
+        L.append(f"gateway with logRequests: errors / floor: {t['ratio_nolog_floor_pct']:.1f} %  (informative)")
     L.append("")
     w = res["wasm"]
     L.append(f"== 5. build/index_bg.wasm: {w['bytes']} bytes, {w['gzip9_bytes']} gzipped ({w['gzip_how']}) = "
@@ -896,7 +896,7 @@ def main(argv=None) -> int:
 
     for p, what in ((ENTRY, "run `bash scripts/build.sh`"), (WRANGLER, "run `bash scripts/setup.sh`"),
                     (MOCK, "tests/e2e/mock_upstream.py is missing"), (FLOOR, "bench/floor-worker.mjs is missing"),
-                    (MOCK_NODELAY, "bench/mock_nodelay.py is missing"), (NOLOG, "bench/gateway-nolog.mjs is missing")):
+                    (MOCK_NODELAY, "bench/mock_nodelay.py is missing")):
         if not p.exists():
             log(f"missing {p}: {what}")
             return 2
@@ -927,14 +927,13 @@ def main(argv=None) -> int:
         floor_vars = {"UPSTREAM_URL": mock_base + CHAT_PATH, "UPSTREAM_MESSAGES_URL": mock_base + "/v1/messages",
                       "UPSTREAM_KEY": UPSTREAM_KEY, "UPSTREAM_ANT_KEY": UPSTREAM_ANT_KEY}
         log("starting wrangler dev: gateway, floor" +
-            ("" if args.no_log_compare else ", gateway@error, gateway@log, gateway-nolog"))
+            ("" if args.no_log_compare else ", gateway@error, gateway@log, gateway-quiet (logRequests: errors)"))
         # wrangler dev reloads the worker whenever a file of its bundle is replaced, and other work
         # on this machine may rebuild build/ meanwhile: run a snapshot of build/ taken now.
         snap = tmp / "snapshot"
         snapshot_build(ENTRY.parent, snap / "build")
-        (snap / "bench").mkdir()
-        shutil.copy2(NOLOG, snap / "bench" / NOLOG.name)  # it imports ../build/entry.mjs
-        entry, nolog = snap / "build" / "entry.mjs", snap / "bench" / NOLOG.name
+        entry = snap / "build" / "entry.mjs"
+        quiet_vars = dict(gw_vars, ANY_API_CONFIG=json.dumps(dict(cfg, logRequests="errors"), separators=(",", ":")))
         wasm_sha = sha(snap / "build" / WASM.name)
         wbytes, wgz, how = wasm_gzip_size(snap / "build" / WASM.name)
         gw = start_wrangler(procs, tmp, "gateway", entry, gw_vars, "warn")
@@ -943,7 +942,7 @@ def main(argv=None) -> int:
         if not args.no_log_compare:
             extra = [start_wrangler(procs, tmp, "gateway-error", entry, gw_vars, "error"),
                      start_wrangler(procs, tmp, "gateway-log", entry, gw_vars, None),
-                     start_wrangler(procs, tmp, "gateway-nolog", nolog, gw_vars, "warn")]
+                     start_wrangler(procs, tmp, "gateway-quiet", entry, quiet_vars, "warn")]
         workers = [gw, floor] + extra
         probes = {s.name: f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\n\r\n".encode() for s in workers}
         probes["floor"] = raw_post(floor.port, "/local", b"{}", None)
@@ -1022,7 +1021,7 @@ def main(argv=None) -> int:
         if extra:
             log(f"console-logging comparison: {args.log_rounds} rounds")
             lvl_servers = {"warn (the bench default)": gw, "error": extra[0], "log (wrangler default)": extra[1],
-                           "warn + console.log stubbed": extra[2]}
+                           "warn, logRequests: errors": extra[2]}
             lt = []
             for lvl, srv in lvl_servers.items():
                 lt.append(mk(f"{lvl}|stream", srv, CHAT_PATH, "oai.gpt-4o-mini", GATEWAY_KEY, True))

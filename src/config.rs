@@ -36,6 +36,34 @@ pub struct Config {
     pub keepalive_ms: u64,
     /// The Durable Object binding sharing breaker and key state across isolates.
     pub state_binding: Option<String>,
+    /// Which requests get a log line.
+    pub log_requests: LogRequests,
+}
+
+/// `logRequests`: which requests get their structured log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogRequests {
+    /// Every request (the default).
+    #[default]
+    All,
+    /// Only requests that failed (status 400 or above), needed more than one attempt,
+    /// or whose stream did not end complete.
+    Errors,
+    /// None.
+    Off,
+}
+
+impl LogRequests {
+    pub const NAMES: [&'static str; 3] = ["all", "errors", "off"];
+
+    fn parse(s: &str) -> Option<LogRequests> {
+        match s {
+            "all" => Some(LogRequests::All),
+            "errors" => Some(LogRequests::Errors),
+            "off" => Some(LogRequests::Off),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -458,7 +486,7 @@ impl Validator {
         self.unknown_keys(
             "",
             map,
-            &["version", "providers", "routes", "modelRouting", "limits", "timeouts", "retry", "breaker", "keepaliveMs", "stateBinding"],
+            &["version", "providers", "routes", "modelRouting", "limits", "timeouts", "retry", "breaker", "keepaliveMs", "stateBinding", "logRequests"],
         );
         match map.get("version") {
             None => {}
@@ -541,12 +569,22 @@ impl Validator {
             None => DEFAULT_KEEPALIVE_MS,
         };
         let state_binding = map.get("stateBinding").and_then(|v| self.string("stateBinding", v));
+        let log_requests = match map.get("logRequests") {
+            None => LogRequests::All,
+            Some(v) => {
+                let parsed = v.as_str().and_then(|s| LogRequests::parse(s.trim()));
+                if parsed.is_none() {
+                    self.err("logRequests", format!("unknown value {v}; expected one of {}", LogRequests::NAMES.join(", ")));
+                }
+                parsed.unwrap_or_default()
+            }
+        };
         let routes = match map.get("routes") {
             Some(v) => self.routes(v, &providers),
             None => BTreeMap::new(),
         };
         let model_routing = map.get("modelRouting").map(|v| self.model_routing(v, &providers));
-        Some(Config { providers, routes, model_routing, limits, timeouts, retry, breaker, keepalive_ms, state_binding })
+        Some(Config { providers, routes, model_routing, limits, timeouts, retry, breaker, keepalive_ms, state_binding, log_requests })
     }
 
     fn provider(&mut self, id: &str, v: &Value) -> Option<Provider> {
@@ -942,9 +980,11 @@ mod routing_config_tests {
                 "breaker": {"failures": 2, "cooldownMs": 1000},
                 "timeouts": {"firstByteMs": 1000, "idleMs": 2000, "totalMs": 3000},
                 "keepaliveMs": 0,
-                "stateBinding": "GATEWAY_STATE"}"#,
+                "stateBinding": "GATEWAY_STATE",
+                "logRequests": "errors"}"#,
         )
         .unwrap();
+        assert_eq!(c.log_requests, LogRequests::Errors);
         assert_eq!(c.providers["a"].api_keys.len(), 2);
         assert_eq!(c.providers["b"].api_keys, vec![ApiKeySource::Env("B1".into()), ApiKeySource::Env("B2".into())]);
         assert_eq!(c.routes["smart"].targets, vec![("a.m1".to_string(), 1), ("b.gemini-2.5-pro".to_string(), 1)]);
@@ -970,6 +1010,9 @@ mod routing_config_tests {
         assert!(has("providers.a.apiKey: must not be an empty list"), "{errors:?}");
         assert!(has("routes.x.y: route names must be non-empty and contain no '.'"), "{errors:?}");
         assert!(has("routes.r.strategy: unknown strategy \"random\""), "{errors:?}");
+        let bad_log = parse(r#"{"providers": {"a": {"type": "echo"}}, "logRequests": "some"}"#).unwrap_err().0;
+        assert_eq!(bad_log, vec!["logRequests: unknown value \"some\"; expected one of all, errors, off".to_string()]);
+        assert_eq!(parse(r#"{"providers": {"a": {"type": "echo"}}}"#).unwrap().log_requests, LogRequests::All);
         assert!(has("routes.s.targets[0]: \"a.nope\" is not a configured provider.model"), "{errors:?}");
         assert!(has("routes.s.targets[1]"), "{errors:?}");
         assert!(has("routes.t.targets: expected a non-empty list"), "{errors:?}");

@@ -252,6 +252,7 @@ pub struct Forward {
     pub retry: crate::policy::RetryPolicy,
     pub breaker: crate::policy::BreakerPolicy,
     pub keepalive_ms: u64,
+    pub log_requests: crate::config::LogRequests,
 }
 
 impl Forward {
@@ -378,6 +379,7 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
         retry: config.retry,
         breaker: config.breaker,
         keepalive_ms: config.keepalive_ms,
+        log_requests: config.log_requests,
     }))
 }
 
@@ -707,6 +709,18 @@ pub struct LogLine {
 impl LogLine {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Whether this line is written under the `logRequests` setting.
+    pub fn wanted(&self, setting: crate::config::LogRequests) -> bool {
+        use crate::config::LogRequests;
+        match setting {
+            LogRequests::All => true,
+            LogRequests::Off => false,
+            LogRequests::Errors => {
+                self.status >= 400 || self.error.is_some() || self.attempts.len() > 1 || self.stream_end.is_some_and(|end| end != "complete")
+            }
+        }
     }
 }
 

@@ -24,7 +24,7 @@ use worker::{console_error, Env};
 
 
 use crate::attempts::Health;
-use crate::config::{self, Config};
+use crate::config::{self, Config, LogRequests};
 use crate::error::{ErrorKind, GatewayError};
 use crate::gateway::{self, Begin, Body, LogLine, Plan, Reply, Resolution, Setup};
 use crate::protocols::Protocol;
@@ -218,7 +218,9 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Ctx) -> Result<web_sys::Re
             }
         }
     };
-    if handoff == forward::Handoff::No {
+    // A broken setup always logs: the operator has to see it.
+    let setting = state.as_ref().as_ref().map_or(LogRequests::All, |(config, _)| config.log_requests);
+    if handoff == forward::Handoff::No && log.wanted(setting) {
         log.duration_ms = now_ms().saturating_sub(started);
         js::log_soon(&ctx, &log.to_json());
     }

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use super::js::{self, before, ByteReader, Ctx, PipeWriter, ReadFuture, Timer};
 use super::forward::CallerWatch;
 use super::now_ms;
+use crate::config::LogRequests;
 use crate::convert::{Conversion, StreamConverter};
 use crate::error::{ErrorKind, GatewayError};
 use crate::gateway::{Forward, LogLine};
@@ -38,6 +39,7 @@ pub struct Pump {
     last_sent_ms: u64,
     /// Passthrough SSE: whether the protocol's terminal event went by.
     terminated: bool,
+    log_requests: LogRequests,
 }
 
 /// What to do after a step of the stream.
@@ -80,6 +82,7 @@ impl Pump {
             last_data_ms: now,
             last_sent_ms: now,
             terminated: false,
+            log_requests: forward.log_requests,
         }
     }
 
@@ -132,10 +135,13 @@ impl Pump {
     /// Pumps the rest of the upstream stream into `out`, then ends it.
     /// `timer` may still be armed for an earlier deadline: firing early only means a re-check.
     pub async fn run(self, upstream: ByteReader, out: PipeWriter, timer: Timer, watch: Rc<CallerWatch>, mut log: LogLine, started: u64, ctx: Ctx) {
+        let setting = self.log_requests;
         let end = self.pump(upstream, out, timer, &watch).await;
         log.stream_end = Some(end);
         log.duration_ms = now_ms().saturating_sub(started);
-        js::log_soon(&ctx, &log.to_json());
+        if log.wanted(setting) {
+            js::log_soon(&ctx, &log.to_json());
+        }
     }
 
     /// The stream loop; returns how the stream ended.

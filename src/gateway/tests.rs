@@ -404,3 +404,20 @@ fn mixed_routes_pass_same_protocol_targets_through_untouched() {
     assert_eq!(String::from_utf8(req0(&fw).body).unwrap(), body.replace("\"mix\"", "\"c\""));
     assert!(fw.targets[1].conversion.is_some());
 }
+
+#[test]
+fn log_requests_setting_picks_the_lines() {
+    use crate::config::LogRequests::{All, Errors, Off};
+    let ok = LogLine { status: 200, ..LogLine::default() };
+    let failed = LogLine { status: 502, error: Some("gave up after 2 attempt(s)".into()), ..LogLine::default() };
+    let stream_ok = LogLine { status: 200, stream_end: Some("complete"), ..LogLine::default() };
+    let stream_cut = LogLine { status: 200, stream_end: Some("truncated"), ..LogLine::default() };
+    let record = |outcome: &str| crate::attempts::AttemptRecord { target: "a.m".into(), key: None, outcome: outcome.into(), duration_ms: 1 };
+    let fell_back = LogLine { status: 200, attempts: vec![record("connect"), record("ok")], ..LogLine::default() };
+    for line in [&ok, &failed, &stream_ok, &stream_cut, &fell_back] {
+        assert!(line.wanted(All));
+        assert!(!line.wanted(Off));
+    }
+    let wanted: Vec<bool> = [&ok, &failed, &stream_ok, &stream_cut, &fell_back].iter().map(|l| l.wanted(Errors)).collect();
+    assert_eq!(wanted, vec![false, true, false, true, true]);
+}
