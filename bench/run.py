@@ -788,8 +788,8 @@ def report(res: dict) -> str:
         L.append(f"{label:<34}{fmt(s['p50']):>9}{fmt(s['p90']):>8}{fmt(s['p99']):>8}")
     if res.get("log_levels"):
         L.append("")
-        L.append("== console logging (informative): the gateway at several wrangler --log-level, and with console.log "
-                 "configured with logRequests: errors (no line for a success); interleaved; ms p50 (p90)")
+        L.append("== console logging (informative): the gateway at several wrangler --log-level, and configured with "
+                 "logRequests: errors (no line for a success); interleaved; ms p50 (p90)")
         L.append(f"{'log level':<34}{'SSE ttfb':>14}{'SSE total':>16}{'echo':>16}")
         for lvl, v in res["log_levels"].items():
             L.append(f"{lvl:<34}{fmt(v['stream_ttfb_p50']):>7} ({fmt(v['stream_ttfb_p90'])})"
