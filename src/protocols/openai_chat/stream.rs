@@ -21,11 +21,13 @@ pub struct Encoder {
     next_tool: usize,
     /// The last finished reasoning block, until we know whether a tool call follows it.
     reasoning: Option<Reasoning>,
+    /// Whether the open reasoning block's text went out in deltas.
+    reasoning_streamed: bool,
 }
 
 impl Encoder {
     pub fn new(options: EncodeOptions) -> Self {
-        Encoder { options, meta: None, next_tool: 0, reasoning: None }
+        Encoder { options, meta: None, next_tool: 0, reasoning: None, reasoning_streamed: false }
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
@@ -51,9 +53,16 @@ impl StreamEncoder for Encoder {
             }
             StreamEvent::TextDelta(text) => write_sse(out, None, &self.chunk(json!({"content": text}), None)),
             StreamEvent::ReasoningDelta(text) => {
+                self.reasoning_streamed = true;
                 write_sse(out, None, &self.chunk(json!({"reasoning_content": text}), None))
             }
-            StreamEvent::ReasoningEnd(r) => self.reasoning = Some(r.clone()),
+            StreamEvent::ReasoningEnd(r) => {
+                // A block whose text came whole (no deltas) still shows.
+                if !std::mem::take(&mut self.reasoning_streamed) && !r.text.is_empty() {
+                    write_sse(out, None, &self.chunk(json!({"reasoning_content": r.text}), None));
+                }
+                self.reasoning = Some(r.clone());
+            }
             StreamEvent::ToolCallStart { id, name } => {
                 let call = ToolCall { id: id.clone(), name: name.clone(), arguments: String::new() };
                 let id = call_id(&call, reasoning.as_ref());

@@ -210,6 +210,27 @@ fn encoder_output_decodes_to_the_same_answer() {
 }
 
 #[test]
+fn reasoning_that_arrives_whole_still_shows() {
+    use crate::ir::{Reasoning, StopReason, Usage};
+    let whole = Reasoning { text: "because".into(), signature: Some("sig".into()), ..Reasoning::default() };
+    let streamed = Reasoning { text: "then".into(), ..Reasoning::default() };
+    let events = [
+        StreamEvent::Start { meta: meta(), input_tokens: 1 },
+        StreamEvent::ReasoningEnd(whole),
+        StreamEvent::ReasoningDelta("then".into()),
+        StreamEvent::ReasoningEnd(streamed),
+        StreamEvent::TextDelta("ok".into()),
+        StreamEvent::Finish { stop: StopReason::EndTurn, usage: Usage::default() },
+    ];
+    let mut enc = stream::Encoder::new(EncodeOptions { include_usage: false });
+    let mut wire = Vec::new();
+    events.iter().for_each(|e| enc.event(e, &mut wire));
+    let text = String::from_utf8(wire).unwrap();
+    assert_eq!(text.matches("\"reasoning_content\":\"because\"").count(), 1, "{text}");
+    assert_eq!(text.matches("\"reasoning_content\":\"then\"").count(), 1, "{text}");
+}
+
+#[test]
 fn garbage_never_panics() {
     let inputs: [&[u8]; 6] = [b"", b"data: \n\n", b"data: []\n\n", b"data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":5}]}}]}\n\n", b"\xff\xfe\n\n", b"data: {\"choices\":7}\n\n"];
     for i in inputs {
