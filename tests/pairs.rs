@@ -135,6 +135,12 @@ fn requests_convert_between_every_pair() {
                         m.parts.retain(|p| !matches!(p, Part::Image(llm_gateway::ir::Media::FileId(_)) | Part::File { media: llm_gateway::ir::Media::FileId(_), .. }));
                     }
                 }
+                // Chat takes images only as URLs or data: one by file id is a 400 (tested apart).
+                if upstream == Protocol::OpenAiChat {
+                    for m in &mut ir.messages {
+                        m.parts.retain(|p| !matches!(p, Part::Image(llm_gateway::ir::Media::FileId(_))));
+                    }
+                }
                 // Only a Responses upstream holds that state; elsewhere it is a 400 (tested apart).
                 if upstream != Protocol::OpenAiResponses {
                     ir.previous_response_id = None;

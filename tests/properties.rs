@@ -766,9 +766,19 @@ fn chat_request(req: &Request, t: &TargetSpec) -> Result<Request, String> {
     if req.previous_response_id.is_some() {
         return Err("previous_response_id needs a Responses upstream".into());
     }
-    // Images and files: one URL string per image (a file id goes out as if it were a URL,
-    // a media type is lost); files as `file_data` or `file_id` (a file URL goes out as if
-    // it were `file_data` and reads back as PDF data: lossy, left as the adapter does it).
+    // An image by file id has no Chat form: the encoder refuses it (user turns and tool
+    // results are where images go out).
+    let image_by_id = |p: &Part| matches!(p, Part::Image(Media::FileId(_)));
+    let refused = req.messages.iter().filter(|m| m.role == Role::User).flat_map(|m| &m.parts).any(|p| match p {
+        Part::ToolResult(r) => r.content.iter().any(image_by_id),
+        other => image_by_id(other),
+    });
+    if refused {
+        return Err("Chat takes images only as URLs or data".into());
+    }
+    // Images and files: one URL string per image (a media type is lost); files as
+    // `file_data` or `file_id` (a file URL goes out as if it were `file_data` and reads
+    // back as PDF data: lossy, left as the adapter does it — OpenRouter reads URLs there).
     let media = |p: &Part| -> Option<Part> {
         match p {
             Part::Text(t) if t.is_empty() => None,

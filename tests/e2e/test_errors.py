@@ -7,6 +7,7 @@ import json
 import time
 
 import httpx
+import openai as openai_sdk
 import pytest
 
 from e2e_util import (
@@ -196,3 +197,16 @@ def test_wrong_method_is_405(gateway, method, path):
 def test_unknown_gemini_method_is_404(gateway):
     r = gateway.post("/gemini/v1beta/models/echo.x:explode", headers=GEM_AUTH, json=request_body("gemini", None))
     assert_error_format(r, "gemini", 404)
+
+
+def test_image_by_file_id_to_a_chat_upstream_is_a_clear_400(gateway, mock_upstream):
+    """A Responses client's image by file id has no Chat Completions form: the caller gets a
+    400 in its own format naming the file, and nothing goes upstream."""
+    mock_upstream.clear()
+    client = gateway.openai()
+    with pytest.raises(openai_sdk.BadRequestError) as e:
+        client.responses.create(model="oai.gpt-4o-mini", input=[{"role": "user", "content": [
+            {"type": "input_text", "text": "what is this?"}, {"type": "input_image", "file_id": "file-abc123"}]}])
+    assert "file-abc123" in str(e.value) and "URL" in str(e.value)
+    assert mock_upstream.find("/chat/completions") == []
+    assert_still_up(gateway)

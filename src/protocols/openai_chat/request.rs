@@ -252,9 +252,15 @@ fn text_value(parts: &[Part]) -> Value {
     Value::String(texts.join("\n\n"))
 }
 
-fn media_part(p: &Part) -> Option<Value> {
-    match p {
+fn media_part(p: &Part) -> Result<Option<Value>, GatewayError> {
+    Ok(match p {
         Part::Text(t) => Some(json!({"type": "text", "text": t})),
+        Part::Image(Media::FileId(id)) => {
+            return Err(invalid(
+                &format!("The image \"{id}\" is given by file id; Chat Completions takes images only as URLs or base64 data, so send the image's URL or data instead."),
+                "messages",
+            ));
+        }
         Part::Image(m) => Some(json!({"type": "image_url", "image_url": {"url": m.to_url()}})),
         Part::File { media, filename } => {
             let mut file = Map::new();
@@ -272,7 +278,7 @@ fn media_part(p: &Part) -> Option<Value> {
             Some(json!({"type": "file", "file": file}))
         }
         _ => None,
-    }
+    })
 }
 
 /// Egress: IR as a Chat Completions request.
@@ -298,9 +304,11 @@ pub fn encode(req: &Request, target: &Target) -> Result<Value, GatewayError> {
                             messages.push(json!({"role": "tool", "tool_call_id": r.call_id, "content": text}));
                             // Tool messages hold text only: a result's images follow in
                             // the user message after the results.
-                            rest.extend(r.content.iter().filter(|p| !matches!(p, Part::Text(_))).filter_map(media_part));
+                            for p in r.content.iter().filter(|p| !matches!(p, Part::Text(_))) {
+                                rest.extend(media_part(p)?);
+                            }
                         }
-                        other => rest.extend(media_part(other)),
+                        other => rest.extend(media_part(other)?),
                     }
                 }
                 if !rest.is_empty() {

@@ -89,6 +89,19 @@ fn config_effort_and_max_tokens_apply_when_the_request_has_none() {
 }
 
 #[test]
+fn image_by_file_id_is_a_clear_400() {
+    use crate::ir::{Media, Message, Part, Request, Role};
+    let req = Request {
+        messages: vec![Message { role: Role::User, parts: vec![Part::Text("what is it?".into()), Part::Image(Media::FileId("file-abc".into()))] }],
+        ..Request::default()
+    };
+    let options = ModelOptions::default();
+    let e = super::request::encode(&req, &target(&options)).unwrap_err();
+    assert_eq!(e.status(), 400);
+    assert!(e.message.contains("file-abc") && e.message.contains("URL or data"), "{}", e.message);
+}
+
+#[test]
 fn previous_response_id_is_a_clear_400() {
     let mut req = request::decode(&json!({"messages": []})).unwrap();
     req.previous_response_id = Some("resp_1".into());
