@@ -1,6 +1,8 @@
 //! Small platform pieces the edge builds on, kept cheap because they run per request or
-//! per streamed chunk: a re-armable timer, a reader of JS byte streams, and the runtime's
-//! native `IdentityTransformStream` that committed streams are written into.
+//! per streamed chunk: a little inline JS glue (the upstream fetch, headers, responses and
+//! log lines, each crossing the wasm boundary once), a re-armable timer, a reader of JS
+//! byte streams, and the runtime's native `IdentityTransformStream` that committed streams
+//! are written into.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
