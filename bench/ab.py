@@ -45,14 +45,8 @@ def main() -> int:
     try:
         mock = bench.start_mock(procs, tmp, True)
         base = f"http://127.0.0.1:{mock.port}"
-        cfg = {"version": 1, "providers": {
-            "oai": {"type": "openai-chat-completions", "baseURL": f"{base}/v1", "apiKey": bench.UPSTREAM_KEY,
-                    "models": {"gpt-4o-mini": {}}},
-            "ant": {"type": "claude", "baseURL": base, "apiKey": bench.UPSTREAM_ANT_KEY,
-                    "models": {"claude-sonnet-4-5": {}}}}}
-        gw_vars = {"ANY_API_CONFIG": json.dumps(cfg), "WORKER_AUTH_KEY": bench.GATEWAY_KEY}
-        floor_vars = {"UPSTREAM_URL": base + bench.CHAT_PATH, "UPSTREAM_MESSAGES_URL": base + "/v1/messages",
-                      "UPSTREAM_KEY": bench.UPSTREAM_KEY, "UPSTREAM_ANT_KEY": bench.UPSTREAM_ANT_KEY}
+        gw_vars = {"ANY_API_CONFIG": json.dumps(bench.gateway_config(base)), "WORKER_AUTH_KEY": bench.GATEWAY_KEY}
+        floor_vars = bench.floor_worker_vars(base)
         gws = []
         for name, src in zip("abcdefgh", args.builds):
             snap = tmp / f"snapshot-{name}" / "build"

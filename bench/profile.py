@@ -124,19 +124,12 @@ def main() -> int:
     try:
         mock = bench.start_mock(procs, tmp, True)
         base = f"http://127.0.0.1:{mock.port}"
-        cfg = {"version": 1, "providers": {
-            "oai": {"type": "openai-chat-completions", "baseURL": f"{base}/v1", "apiKey": bench.UPSTREAM_KEY,
-                    "models": {"gpt-4o-mini": {}}},
-            "ant": {"type": "claude", "baseURL": base, "apiKey": "sk-ant-upstream-bench",
-                    "models": {"claude-sonnet-4-5": {}}},
-            "echo": {"type": "echo", "models": ["e1"]}}}
+        cfg = bench.gateway_config(base)
         snap = tmp / "snapshot"
         bench.snapshot_build(bench.ENTRY.parent, snap / "build")
         gw_vars = {"ANY_API_CONFIG": json.dumps(cfg), "WORKER_AUTH_KEY": bench.GATEWAY_KEY}
         if args.target == "floor":
-            floor_vars = {"UPSTREAM_URL": base + bench.CHAT_PATH, "UPSTREAM_KEY": bench.UPSTREAM_KEY,
-                          "UPSTREAM_MESSAGES_URL": base + "/v1/messages", "UPSTREAM_ANT_KEY": "sk-ant-upstream-bench"}
-            gw = bench.start_wrangler(procs, tmp, "gateway", bench.FLOOR, floor_vars, "warn")
+            gw = bench.start_wrangler(procs, tmp, "gateway", bench.FLOOR, bench.floor_worker_vars(base), "warn")
         else:
             gw = bench.start_wrangler(procs, tmp, "gateway", snap / "build" / "entry.mjs", gw_vars, "warn")
         probe = f"GET /{'local' if args.target == 'floor' else 'health'} HTTP/1.1\r\nHost: 127.0.0.1:{gw.port}\r\n\r\n".encode()

@@ -557,6 +557,23 @@ def toml_str(s: str) -> str:
     return json.dumps(s)  # a JSON string literal is a valid TOML basic string
 
 
+def gateway_config(mock_base: str) -> dict:
+    """The gateway's ANY_API_CONFIG for the benchmarks: the mock as OpenAI Chat and (for the
+    same chat request converted) as Anthropic, and the echo provider."""
+    return {"version": 1, "providers": {
+        "oai": {"type": "openai-chat-completions", "baseURL": f"{mock_base}/v1", "apiKey": UPSTREAM_KEY,
+                "models": {"gpt-4o-mini": {}}},
+        "ant": {"type": "claude", "baseURL": mock_base, "apiKey": UPSTREAM_ANT_KEY,
+                "models": {"claude-sonnet-4-5": {}}},
+        "echo": {"type": "echo", "models": ["e1"]}}}
+
+
+def floor_worker_vars(mock_base: str) -> dict:
+    """bench/floor-worker.mjs's vars: the same two mock endpoints and keys."""
+    return {"UPSTREAM_URL": mock_base + CHAT_PATH, "UPSTREAM_MESSAGES_URL": mock_base + "/v1/messages",
+            "UPSTREAM_KEY": UPSTREAM_KEY, "UPSTREAM_ANT_KEY": UPSTREAM_ANT_KEY}
+
+
 def start_mock(procs: Procs, tmp: Path, nodelay: bool) -> Server:
     errp = tmp / "mock.stderr"
     err = open(errp, "wb")
@@ -916,16 +933,9 @@ def main(argv=None) -> int:
             notes.append("mock run through bench/mock_nodelay.py (TCP_NODELAY); without it every mock SSE stream "
                          "stalls ~40 ms on Nagle + delayed ACK (see --mock-nagle)")
         mock_base = f"http://127.0.0.1:{mock.port}"
-        cfg = {"version": 1, "providers": {
-            "oai": {"type": "openai-chat-completions", "baseURL": f"{mock_base}/v1", "apiKey": UPSTREAM_KEY,
-                    "models": {"gpt-4o-mini": {}}},
-            # The same chat request converted to an Anthropic upstream (the mock's /v1/messages).
-            "ant": {"type": "claude", "baseURL": mock_base, "apiKey": UPSTREAM_ANT_KEY,
-                    "models": {"claude-sonnet-4-5": {}}},
-            "echo": {"type": "echo", "models": ["e1"]}}}
+        cfg = gateway_config(mock_base)
         gw_vars = {"ANY_API_CONFIG": json.dumps(cfg, separators=(",", ":")), "WORKER_AUTH_KEY": GATEWAY_KEY}
-        floor_vars = {"UPSTREAM_URL": mock_base + CHAT_PATH, "UPSTREAM_MESSAGES_URL": mock_base + "/v1/messages",
-                      "UPSTREAM_KEY": UPSTREAM_KEY, "UPSTREAM_ANT_KEY": UPSTREAM_ANT_KEY}
+        floor_vars = floor_worker_vars(mock_base)
         log("starting wrangler dev: gateway, floor" +
             ("" if args.no_log_compare else ", gateway@error, gateway@log, gateway-quiet (logRequests: errors)"))
         # wrangler dev reloads the worker whenever a file of its bundle is replaced, and other work
