@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Two builds of the gateway side by side in one run (a diagnostic, not a test).
+"""Builds of the gateway side by side in one run, against the floor (a diagnostic, not a test).
 
-    .venv/bin/python bench/ab.py A_BUILD_DIR B_BUILD_DIR [MORE_DIRS...] [--rounds 100] [--rps-rounds 3]
+    .venv/bin/python bench/ab.py BUILD_DIR [MORE_BUILD_DIRS...] [--rounds 100] [--split 150] [--rps-rounds 3]
 
 Each directory is a copy of build/ (entry.mjs, index.js, index_bg.wasm); they are named a, b,
-c... in the output. Starts the strict mock, the floor worker and one `wrangler dev` per build, then measures them interleaved
-(sequential SSE latency) and rotating (req/s under wrk), the same way bench/run.py does, so
-that a code or build-profile change can be judged on this noisy machine: compare the two
-builds' figures with each other and with the floor of the same run, never across runs.
+c... in the output. Starts the strict mock, the floor worker and one `wrangler dev` per build,
+then measures them interleaved (sequential SSE latency, then that latency split at the mock's
+arrival time into the request path and the response path) and rotating (req/s under wrk),
+the same way bench/run.py does, so that a code or build-profile change can be judged on this
+noisy machine: compare the builds' figures with each other and with the floor of the same
+run, never across runs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # noqa: E402  (bench/run.py: processes, mock, wrangler, load)
 
 
+def split_paths(targets: list, mock, rounds: int, rng: random.Random):
+    """Where the added time sits: client send → the mock's arrival (the worker's request
+    path) and the mock's arrival → the first body byte at the client (its response path).
+    The mock records each request's arrival on the same clock."""
+    ctl = bench.Conn(mock.port, 10)
+    paths = {t.name: [] for t in targets}
+    for _ in range(rounds):
+        for t in rng.sample(targets, len(targets)):
+            ctl.request(b"DELETE /_mock/requests HTTP/1.1\r\nHost: x\r\n\r\n")
+            sent = time.time()
+            t.once(record=True)
+            _s, _h, body, *_ = ctl.request(b"GET /_mock/requests HTTP/1.1\r\nHost: x\r\n\r\n")
+            arrived_ms = (next(r for r in json.loads(body) if r.get("method") == "POST")["time"] - sent) * 1e3
+            first_byte_ms = t.samples[-1][1] / 1e6
+            paths[t.name].append((arrived_ms, first_byte_ms - arrived_ms))
+    ctl.close()
+    print(f"\nrequest path / response path of a passthrough stream, ms p50 ({rounds} rounds)")
+    for name, v in paths.items():
+        print(f"{name:<28}{bench.pct([a for a, _ in v], 50):8.3f}{bench.pct([b for _, b in v], 50):8.3f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("builds", type=Path, nargs="+")
@@ -33,6 +56,9 @@ def main() -> int:
     ap.add_argument("--rps-seconds", type=float, default=3.0)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--split", type=int, default=150, metavar="N",
+                    help="N more sequential passthrough streams per target, split at the mock's arrival time "
+                         "into the request path and the response path (0: skip)")
     ap.add_argument("--no-inspector", action="store_true",
                     help="wrangler dev without its devtools relay (as bench/run.py --no-inspector)")
     args = ap.parse_args()
@@ -72,6 +98,9 @@ def main() -> int:
         for t in lat:
             s = bench.summary(t)
             print(f"{t.name:<28}{s['ttfb']['p50']:8.2f}{s['total']['p50']:8.2f}")
+
+        if args.split > 0:
+            split_paths([t for t in lat if t.name == "floor" or t.name in {g.name for g in gws}], mock, args.split, rng)
 
         if args.rps_rounds < 1:
             return 0
