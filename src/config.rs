@@ -683,8 +683,8 @@ impl Validator {
                         continue;
                     }
                     match value {
-                        Value::String(s) if !s.contains(['\r', '\n']) => headers.push((name.to_ascii_lowercase(), s.clone())),
-                        Value::String(_) => self.err(&join(&hpath, name), "header values must not contain line breaks"),
+                        Value::String(s) if !s.contains(['\r', '\n', '\0']) => headers.push((name.to_ascii_lowercase(), s.clone())),
+                        Value::String(_) => self.err(&join(&hpath, name), "header values must not contain line breaks or NUL"),
                         other => self.err(&join(&hpath, name), format!("expected a string, got {}", kind_name(other))),
                     }
                 }
@@ -1013,6 +1013,10 @@ mod routing_config_tests {
         let bad_log = parse(r#"{"providers": {"a": {"type": "echo"}}, "logRequests": "some"}"#).unwrap_err().0;
         assert_eq!(bad_log, vec!["logRequests: unknown value \"some\"; expected one of all, errors, off".to_string()]);
         assert_eq!(parse(r#"{"providers": {"a": {"type": "echo"}}}"#).unwrap().log_requests, LogRequests::All);
+        let bad_headers = parse(r#"{"providers": {"a": {"type": "claude", "baseURL": "https://a.test", "apiKey": "k",
+            "headers": {"x-a": "1\n2", "x-b": "1\u00002", "bad name": "v"}}}}"#).unwrap_err().0;
+        assert_eq!(bad_headers.len(), 3, "{bad_headers:?}");
+        assert!(bad_headers.iter().any(|e| e == "providers.a.headers.x-b: header values must not contain line breaks or NUL"), "{bad_headers:?}");
         assert!(has("routes.s.targets[0]: \"a.nope\" is not a configured provider.model"), "{errors:?}");
         assert!(has("routes.s.targets[1]"), "{errors:?}");
         assert!(has("routes.t.targets: expected a non-empty list"), "{errors:?}");
