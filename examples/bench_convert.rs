@@ -41,7 +41,7 @@ fn long_stream(upstream: Protocol) -> Vec<u8> {
         stop: StopReason::ToolUse,
         usage: Usage { input_tokens: 1200, output_tokens: 9000, cache_read_tokens: 100, cache_write_tokens: 0, reasoning_tokens: 800 },
     });
-    let mut enc = protocols::stream_encoder(upstream, EncodeOptions { include_usage: true }, StreamFraming::Sse);
+    let mut enc = protocols::stream_encoder(upstream, EncodeOptions { include_usage: true, ..EncodeOptions::default() }, StreamFraming::Sse);
     let mut out = Vec::new();
     for e in &events {
         enc.event(e, &mut out);
@@ -100,7 +100,7 @@ fn main() {
         let bytes = long_stream(upstream);
         let base = time(|| baseline(&bytes));
         for client in ALL {
-            let c = Conversion { client, upstream, meta: meta(), options: EncodeOptions { include_usage: true }, framing: StreamFraming::Sse, stream: true, count: false, hide_reasoning: false };
+            let c = Conversion { client, upstream, meta: meta(), options: EncodeOptions { include_usage: true, ..EncodeOptions::default() }, framing: StreamFraming::Sse, stream: true, count: false, hide_reasoning: false };
             let t = time(|| convert(&bytes, &c));
             let mbs = |secs: f64| bytes.len() as f64 / secs / 1e6;
             worst = worst.max(t / base);

@@ -44,7 +44,7 @@ impl StreamConverter {
         StreamConverter {
             sse: sse::Decoder::new(),
             decoder: protocols::stream_decoder(c.upstream, c.meta.clone()),
-            encoder: protocols::stream_encoder(c.client, c.options, c.framing),
+            encoder: protocols::stream_encoder(c.client, c.options.clone(), c.framing),
             events: Vec::new(),
             closed: false,
             started: false,
@@ -164,7 +164,7 @@ pub fn convert_body(c: &Conversion, body: &[u8]) -> Result<String, GatewayError>
     if c.hide_reasoning {
         response.parts.retain(|p| !matches!(p, crate::ir::Part::Reasoning(_)));
     }
-    Ok(protocols::encode_response(c.client, &response))
+    Ok(protocols::encode_response(c.client, &response, &c.options))
 }
 
 /// A token count in the caller's protocol.

@@ -67,9 +67,9 @@ pub fn events(response: &Response) -> Vec<StreamEvent> {
 /// Encodes the echo answer for the caller: one whole body, or one chunk per event.
 pub fn encode(protocol: Protocol, envelope: &Envelope, framing: StreamFraming, response: &Response) -> Vec<Vec<u8>> {
     if !envelope.stream {
-        return vec![protocols::encode_response(protocol, response).into_bytes()];
+        return vec![protocols::encode_response(protocol, response, &envelope.options).into_bytes()];
     }
-    let mut encoder = protocols::stream_encoder(protocol, envelope.options, framing);
+    let mut encoder = protocols::stream_encoder(protocol, envelope.options.clone(), framing);
     events(response)
         .iter()
         .map(|event| {

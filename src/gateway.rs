@@ -433,7 +433,7 @@ fn prepare(
                 client: protocol,
                 upstream: upstream_protocol,
                 meta: meta.clone(),
-                options: envelope.options,
+                options: envelope.options.clone(),
                 framing,
                 stream: envelope.stream,
                 count: route.operation == Operation::CountTokens,

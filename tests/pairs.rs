@@ -267,7 +267,7 @@ fn answers_convert_between_every_pair() {
             let wire: Value = serde_json::from_str(&text).unwrap();
             let ir = protocols::decode_response(upstream, &wire, meta()).unwrap_or_else(|e| panic!("{name}: {e}"));
             for client in all() {
-                let out = protocols::encode_response(client, &ir);
+                let out = protocols::encode_response(client, &ir, &EncodeOptions::default());
                 let out: Value = serde_json::from_str(&out).unwrap();
                 let back = protocols::decode_response(client, &out, meta())
                     .unwrap_or_else(|e| panic!("{name}: {upstream:?} → {client:?} read back: {e}\n{out:#}"));
@@ -306,7 +306,7 @@ fn streams_convert_between_every_pair() {
                     client,
                     upstream,
                     meta: meta(),
-                    options: EncodeOptions { include_usage: true },
+                    options: EncodeOptions { include_usage: true, ..EncodeOptions::default() },
                     framing: StreamFraming::Sse,
                     stream: true,
                     count: false,

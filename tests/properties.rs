@@ -1992,7 +1992,7 @@ fn check_meta(p: Protocol, wire: &Value, meta: &ResponseMeta) -> Result<(), Stri
 
 fn answer_property(name: &str, p: Protocol) {
     property(name, gen_response, |r| {
-        let text = protocols::encode_response(p, r);
+        let text = protocols::encode_response(p, r, &EncodeOptions::default());
         let wire: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON ({e}): {text}"))?;
         check_meta(p, &wire, &r.meta)?;
         let back = protocols::decode_response(p, &wire, r.meta.clone()).map_err(|e| format!("the decoder refused: {e}\n{wire:#}"))?;
@@ -2027,7 +2027,7 @@ fn accumulate(events: &[StreamEvent]) -> Option<Response> {
 }
 
 fn encode_stream(p: Protocol, case: &StreamCase) -> Vec<u8> {
-    let mut encoder = protocols::stream_encoder(p, EncodeOptions { include_usage: case.include_usage }, StreamFraming::Sse);
+    let mut encoder = protocols::stream_encoder(p, EncodeOptions { include_usage: case.include_usage, ..EncodeOptions::default() }, StreamFraming::Sse);
     let mut bytes = Vec::new();
     for e in &case.events {
         encoder.event(e, &mut bytes);
@@ -2123,7 +2123,7 @@ fn read_history(contents: Vec<Value>) -> Result<Vec<Part>, String> {
 }
 
 fn check_gemini_answer_history(r: &Response) -> Result<(), String> {
-    let wire: Value = serde_json::from_str(&protocols::encode_response(GEMINI, r)).unwrap();
+    let wire: Value = serde_json::from_str(&protocols::encode_response(GEMINI, r, &EncodeOptions::default())).unwrap();
     let back = read_history(vec![wire["candidates"][0]["content"].clone()])?;
     same("Gemini answer as history", &back, &gemini_history(r)).map_err(|m| format!("{m}\n\n--- wire:\n{wire:#}"))
 }

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         let meta = llm_gateway::ir::ResponseMeta { id: "f".into(), model: "p.m".into(), created: 0 };
         if let Ok(resp) = protocols::decode_response(client, &value, meta) {
             for out in ALL {
-                let _ = protocols::encode_response(out, &resp);
+                let _ = protocols::encode_response(out, &resp, &Default::default());
             }
         }
     }

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
             client,
             upstream,
             meta: ResponseMeta { id: "f".into(), model: "p.m".into(), created: 0 },
-            options: EncodeOptions { include_usage: true },
+            options: EncodeOptions { include_usage: true, ..EncodeOptions::default() },
             framing: if data[0] & 4 == 0 { StreamFraming::Sse } else { StreamFraming::JsonArray },
             stream: true,
             count: false,

@@ -26,6 +26,7 @@ fn headers_fn(headers: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     move |name: &str| owned.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }
 
+#[allow(clippy::result_large_err)] // a test helper: the plan as it is
 fn run(f: &Fixture, method: &str, path_and_query: &str, headers: &[(&str, &str)], body: &str) -> Result<Reply, Forward> {
     let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     let header = headers_fn(headers);

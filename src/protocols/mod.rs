@@ -43,10 +43,13 @@ pub enum StreamFraming {
 }
 
 /// Options of the client request that shape the encoded answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EncodeOptions {
     /// Chat Completions: `stream_options.include_usage`.
     pub include_usage: bool,
+    /// Responses: the client's freeform (`custom`) tools, whose calls go back as
+    /// `custom_tool_call` items (other providers saw them as functions taking `input`).
+    pub custom_tools: Vec<String>,
 }
 
 /// Turns IR stream events into one protocol's wire bytes, keeping the per-stream state
@@ -79,10 +82,10 @@ pub struct Target<'a> {
 /// nor the config (`options.maxTokens`) gives one.
 pub const DEFAULT_MAX_TOKENS: u64 = 8192;
 
-pub fn encode_response(protocol: Protocol, response: &Response) -> String {
+pub fn encode_response(protocol: Protocol, response: &Response, options: &EncodeOptions) -> String {
     match protocol {
         Protocol::OpenAiChat => openai_chat::response::encode(response),
-        Protocol::OpenAiResponses => openai_responses::response::encode(response),
+        Protocol::OpenAiResponses => openai_responses::response::encode_for(response, &options.custom_tools),
         Protocol::Claude => claude::response::encode(response),
         Protocol::Gemini => gemini::response::encode(response),
     }
@@ -95,7 +98,7 @@ pub fn stream_encoder(
 ) -> Box<dyn StreamEncoder> {
     match protocol {
         Protocol::OpenAiChat => Box::new(openai_chat::stream::Encoder::new(options)),
-        Protocol::OpenAiResponses => Box::new(openai_responses::stream::Encoder::default()),
+        Protocol::OpenAiResponses => Box::new(openai_responses::stream::Encoder::new(options.custom_tools)),
         Protocol::Claude => Box::new(claude::stream::Encoder::default()),
         Protocol::Gemini => Box::new(gemini::stream::Encoder::new(framing)),
     }

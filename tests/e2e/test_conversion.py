@@ -854,3 +854,42 @@ def test_broken_upstream_stream_wire(gateway, client, provider, breakage):
     if client == "chat":  # nothing after the error but an optional [DONE]
         after = events[events.index(errors[0]) + 1:]
         assert all(d == "[DONE]" for _, d in after), ctx(client, provider, f"events after the error: {after}")
+
+
+# --------------------------------------------------------------------------------------
+# Codex's freeform apply_patch: a Responses `custom` tool, through upstreams that only know
+# functions (they see a function taking `input`; the client gets `custom_tool_call` items).
+# --------------------------------------------------------------------------------------
+APPLY_PATCH = {"type": "custom", "name": "apply_patch", "description": "Edit files with a patch.",
+               "format": {"type": "grammar", "syntax": "lark", "definition": "start: /(.|\\n)+/"}}
+
+
+@MODES
+@pytest.mark.parametrize("provider", ["oai", "ant", "gem"])
+def test_freeform_tool_round_trip(gateway, mock_upstream, provider, stream):
+    client = gateway.openai()
+    model = BASE_MODEL[provider]
+    first = [{"role": "user", "content": "patch the file"}]
+
+    def ask(items):
+        if stream:
+            with client.responses.stream(model=model, input=items, tools=[APPLY_PATCH]) as s:
+                kinds = {e.type for e in s}
+                return s.get_final_response(), kinds
+        return client.responses.create(model=model, input=items, tools=[APPLY_PATCH]), set()
+
+    mock_upstream.clear()
+    r1, kinds = ask(first)
+    calls = [o for o in r1.output if o.type == "custom_tool_call"]
+    assert len(calls) == 1 and calls[0].name == "apply_patch", r1.output
+    assert calls[0].input == "input-value"  # the mock's value for the function form's `input`
+    if stream:
+        assert {"response.custom_tool_call_input.delta", "response.custom_tool_call_input.done"} <= kinds, kinds
+        assert "response.function_call_arguments.delta" not in kinds
+    upstream_tools = json.dumps(mock_upstream.last()["body"])
+    assert "apply_patch" in upstream_tools and "lark grammar" in upstream_tools
+
+    back = first + [{"type": "custom_tool_call", "call_id": calls[0].call_id, "name": "apply_patch", "input": calls[0].input},
+                    {"type": "custom_tool_call_output", "call_id": calls[0].call_id, "output": "Done, 1 file patched"}]
+    r2, _ = ask(back)
+    assert r2.output_text.startswith("result: ") and "1 file patched" in r2.output_text, r2.output

@@ -23,7 +23,7 @@ pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
             .unwrap_or(false),
         None => false,
     };
-    Ok(Envelope { model, stream, options: EncodeOptions { include_usage } })
+    Ok(Envelope { model, stream, options: EncodeOptions { include_usage, ..EncodeOptions::default() } })
 }
 
 
@@ -257,7 +257,7 @@ fn media_part(p: &Part) -> Result<Option<Value>, GatewayError> {
         Part::Text(t) => Some(json!({"type": "text", "text": t})),
         Part::Image(Media::FileId(id)) => {
             return Err(invalid(
-                &format!("The image \"{id}\" is given by file id; Chat Completions takes images only as URLs or base64 data, so send the image's URL or data instead."),
+                format!("The image \"{id}\" is given by file id; Chat Completions takes images only as URLs or base64 data, so send the image's URL or data instead."),
                 "messages",
             ));
         }

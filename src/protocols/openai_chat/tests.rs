@@ -204,7 +204,7 @@ fn truncated_and_error_streams_are_errors() {
 #[test]
 fn encoder_output_decodes_to_the_same_answer() {
     let events = decode_stream(&[STREAM.as_bytes()]).unwrap();
-    let mut enc = stream::Encoder::new(EncodeOptions { include_usage: true });
+    let mut enc = stream::Encoder::new(EncodeOptions { include_usage: true, ..EncodeOptions::default() });
     let mut wire = Vec::new();
     for e in &events {
         enc.event(e, &mut wire);
@@ -235,7 +235,7 @@ fn reasoning_that_arrives_whole_still_shows() {
         StreamEvent::TextDelta("ok".into()),
         StreamEvent::Finish { stop: StopReason::EndTurn, usage: Usage::default() },
     ];
-    let mut enc = stream::Encoder::new(EncodeOptions { include_usage: false });
+    let mut enc = stream::Encoder::new(EncodeOptions::default());
     let mut wire = Vec::new();
     events.iter().for_each(|e| enc.event(e, &mut wire));
     let text = String::from_utf8(wire).unwrap();

@@ -14,6 +14,7 @@ use crate::ir::{
 };
 use crate::json_fields::{JsonKind, JsonObject};
 use crate::protocols::{EncodeOptions, Envelope, Protocol, Target};
+use crate::wire::str_of;
 
 pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
     let model = body.string("model")?;
@@ -29,7 +30,33 @@ pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
     }
     body.typed("instructions", JsonKind::String)?;
     let stream = body.bool("stream")?;
-    Ok(Envelope { model, stream, options: EncodeOptions::default() })
+    Ok(Envelope { model, stream, options: EncodeOptions { custom_tools: custom_tool_names(body), ..EncodeOptions::default() } })
+}
+
+/// The names of the request's freeform (`custom`) tools: their calls go back to the
+/// client as `custom_tool_call` items. Looked up only when the tools mention one.
+fn custom_tool_names(body: &JsonObject) -> Vec<String> {
+    let Some(raw) = body.get("tools").filter(|raw| raw.get().contains("\"custom\"")) else { return Vec::new() };
+    let tools: Vec<Value> = serde_json::from_str(raw.get()).unwrap_or_default();
+    tools.iter().filter(|t| str_of(t, "type") == Some("custom")).filter_map(|t| str_of(t, "name").map(String::from)).collect()
+}
+
+/// A freeform tool's call as function arguments (`{"input": …}`), and back.
+pub fn freeform_arguments(input: &str) -> String {
+    json!({ "input": input }).to_string()
+}
+
+/// The text a freeform tool gets from a call's arguments: their `input` string (the
+/// function form other providers were given), else the arguments as they are.
+pub fn freeform_input(arguments: &str) -> String {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(Value::Object(o)) => match o.get("input") {
+            Some(Value::String(s)) => s.clone(),
+            _ => arguments.to_string(),
+        },
+        Ok(Value::String(s)) => s,
+        _ => arguments.to_string(),
+    }
 }
 
 
@@ -325,7 +352,14 @@ fn input_items(items: &[Value], req: &mut Request) -> Result<Vec<Message>, Gatew
                 conv.call_names.insert(call_id.clone(), name.clone());
                 conv.assistant(Part::ToolCall(ToolCall { id: call_id, name, arguments }));
             }
-            Some("function_call_output") => {
+            Some("custom_tool_call") => {
+                let call_id = req_str(item, "call_id", &path)?.to_string();
+                let name = req_str(item, "name", &path)?.to_string();
+                let input = opt_str(item, "input", &path)?.unwrap_or_default();
+                conv.call_names.insert(call_id.clone(), name.clone());
+                conv.assistant(Part::ToolCall(ToolCall { id: call_id, name, arguments: freeform_arguments(input) }));
+            }
+            Some("function_call_output" | "custom_tool_call_output") => {
                 let call_id = req_str(item, "call_id", &path)?.to_string();
                 let content = match item.get("output") {
                     Some(Value::String(s)) => vec![Part::Text(s.clone())],
@@ -375,6 +409,10 @@ fn decode_tools(body: &Value) -> Result<Vec<Tool>, GatewayError> {
             return Err(wrong_type(&path, "an object", t));
         }
         let kind = req_str(t, "type", &path)?;
+        if kind == "custom" {
+            tools.push(freeform_tool(t, &path)?);
+            continue;
+        }
         if kind != "function" {
             return Err(unsupported(
                 format!("{path}.type"),
@@ -396,6 +434,26 @@ fn decode_tools(body: &Value) -> Result<Vec<Tool>, GatewayError> {
     Ok(tools)
 }
 
+/// A freeform (`custom`) tool as a function with one string parameter, `input`; a grammar
+/// its input must follow is spelled out in the description.
+fn freeform_tool(t: &Value, path: &str) -> Result<Tool, GatewayError> {
+    let name = req_str(t, "name", path)?.to_string();
+    let mut description = opt_str(t, "description", path)?.unwrap_or_default().to_string();
+    if let Some(format) = present(t, "format") {
+        if str_of(format, "type") == Some("grammar") {
+            let syntax = str_of(format, "syntax").unwrap_or("lark");
+            let definition = str_of(format, "definition").unwrap_or_default();
+            description.push_str(&format!("\n\nThe input must follow this {syntax} grammar:\n{definition}"));
+        }
+    }
+    let parameters = json!({
+        "type": "object",
+        "properties": {"input": {"type": "string", "description": "The raw input of this freeform tool."}},
+        "required": ["input"],
+    });
+    Ok(Tool { name, description: Some(description.trim().to_string()).filter(|d| !d.is_empty()), parameters, strict: None })
+}
+
 fn decode_tool_choice(body: &Value) -> Result<Option<ToolChoice>, GatewayError> {
     let Some(v) = present(body, "tool_choice") else { return Ok(None) };
     match v {
@@ -411,7 +469,7 @@ fn decode_tool_choice(body: &Value) -> Result<Option<ToolChoice>, GatewayError> 
         Value::Object(_) => {
             let kind = req_str(v, "type", "tool_choice")?;
             match kind {
-                "function" => Ok(Some(ToolChoice::Named(req_str(v, "name", "tool_choice")?.to_string()))),
+                "function" | "custom" => Ok(Some(ToolChoice::Named(req_str(v, "name", "tool_choice")?.to_string()))),
                 "allowed_tools" => {
                     let required = match opt_str(v, "mode", "tool_choice")? {
                         None | Some("auto") => false,
@@ -427,7 +485,7 @@ fn decode_tool_choice(body: &Value) -> Result<Option<ToolChoice>, GatewayError> 
                     for (i, t) in opt_array(v, "tools", "tool_choice")?.iter().enumerate() {
                         let path = format!("tool_choice.tools[{i}]");
                         match opt_str(t, "type", &path)? {
-                            None | Some("function") => names.push(req_str(t, "name", &path)?.to_string()),
+                            None | Some("function" | "custom") => names.push(req_str(t, "name", &path)?.to_string()),
                             Some(other) => {
                                 return Err(unsupported(
                                     format!("{path}.type"),

@@ -79,6 +79,21 @@ pub fn function_call_item(id: &str, c: &ToolCall, status: &str) -> Value {
     json!({"type": "function_call", "id": id, "call_id": c.id, "name": c.name, "arguments": c.arguments, "status": status})
 }
 
+/// A call of one of the client's freeform tools: its `input` is the text the model
+/// wrote (the function form's `input` argument).
+pub fn custom_tool_call_item(id: &str, c: &ToolCall, input: &str) -> Value {
+    json!({"type": "custom_tool_call", "id": id, "call_id": c.id, "name": c.name, "input": input})
+}
+
+/// The output item of a tool call, as the client declared the tool.
+pub fn call_item(id: &str, c: &ToolCall, status: &str, custom_tools: &[String]) -> Value {
+    if custom_tools.contains(&c.name) {
+        custom_tool_call_item(id, c, &super::request::freeform_input(&c.arguments))
+    } else {
+        function_call_item(id, c, status)
+    }
+}
+
 /// The `response` object; `status` is `in_progress`, `completed`, `incomplete` or `failed`.
 pub fn object(meta: &ResponseMeta, status: &str, output: Vec<Value>, stop: Option<StopReason>, u: Option<&Usage>) -> Value {
     let incomplete = match (status, stop) {
@@ -121,6 +136,11 @@ pub fn status_for(stop: StopReason) -> &'static str {
 
 /// Ingress: an IR response as a Responses `response` object.
 pub fn encode(r: &Response) -> String {
+    encode_for(r, &[])
+}
+
+/// The response for a client whose freeform tools are `custom_tools`.
+pub fn encode_for(r: &Response, custom_tools: &[String]) -> String {
     let status = status_for(r.stop);
     let mut output = Vec::new();
     let (mut n_msg, mut n_rs, mut n_fc) = (0, 0, 0);
@@ -142,7 +162,7 @@ pub fn encode(r: &Response) -> String {
             }
             Part::ToolCall(c) => {
                 flush(&mut texts, &mut output, &mut n_msg);
-                output.push(function_call_item(&function_call_id(&r.meta, n_fc), c, "completed"));
+                output.push(call_item(&function_call_id(&r.meta, n_fc), c, "completed", custom_tools));
                 n_fc += 1;
             }
             _ => {}

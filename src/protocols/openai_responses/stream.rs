@@ -18,8 +18,9 @@ use crate::protocols::{write_sse, StreamDecoder, StreamEncoder};
 use crate::sse;
 use crate::wire;
 
+use super::request::freeform_input;
 use super::response::{
-    function_call_id, function_call_item, message_id, message_item, object, output_text, reasoning_id,
+    custom_tool_call_item, function_call_id, function_call_item, message_id, message_item, object, output_text, reasoning_id,
     reasoning_item, reasoning_of, status_for, stop_of, upstream_error, usage_of,
 };
 
@@ -45,15 +46,22 @@ pub struct Encoder {
     n_fc: usize,
     /// A terminal event was written; later events are ignored.
     ended: bool,
+    /// The client's freeform tools: their calls go out whole at their end, as
+    /// `custom_tool_call` items with `custom_tool_call_input` events.
+    custom_tools: Vec<String>,
 }
 
 impl Default for Encoder {
     fn default() -> Self {
-        Encoder { sequence: 0, meta: None, open: Open::None, done: Vec::new(), n_msg: 0, n_rs: 0, n_fc: 0, ended: false }
+        Encoder::new(Vec::new())
     }
 }
 
 impl Encoder {
+    pub fn new(custom_tools: Vec<String>) -> Self {
+        Encoder { sequence: 0, meta: None, open: Open::None, done: Vec::new(), n_msg: 0, n_rs: 0, n_fc: 0, ended: false, custom_tools }
+    }
+
     fn emit(&mut self, out: &mut Vec<u8>, kind: &str, mut data: Value) {
         data["type"] = json!(kind);
         data["sequence_number"] = json!(self.sequence);
@@ -155,6 +163,15 @@ impl Encoder {
                 self.item_done(out, message_item(&id, Some(&[text.as_str()]), "completed"));
             }
             Open::Reasoning { id, text, part_open } => self.close_reasoning(out, id, text, part_open, None),
+            Open::Call { id, call } if self.custom_tools.contains(&call.name) => {
+                let index = self.output_index();
+                let input = freeform_input(&call.arguments);
+                if !input.is_empty() {
+                    self.emit(out, "response.custom_tool_call_input.delta", json!({"item_id": id, "output_index": index, "delta": input}));
+                }
+                self.emit(out, "response.custom_tool_call_input.done", json!({"item_id": id, "output_index": index, "input": input}));
+                self.item_done(out, custom_tool_call_item(&id, &call, &input));
+            }
             Open::Call { id, call } => {
                 let index = self.output_index();
                 self.emit(out, "response.function_call_arguments.done", json!({
@@ -247,7 +264,11 @@ impl StreamEncoder for Encoder {
                 let item_id = function_call_id(&meta, self.n_fc);
                 self.n_fc += 1;
                 let call = ToolCall { id: id.clone(), name: name.clone(), arguments: String::new() };
-                self.item_added(out, function_call_item(&item_id, &call, "in_progress"));
+                let item = match self.custom_tools.contains(name) {
+                    true => custom_tool_call_item(&item_id, &call, ""),
+                    false => function_call_item(&item_id, &call, "in_progress"),
+                };
+                self.item_added(out, item);
                 self.open = Open::Call { id: item_id, call };
             }
             StreamEvent::ToolCallDelta(delta) => {
@@ -257,6 +278,11 @@ impl StreamEncoder for Encoder {
                 let index = self.output_index();
                 if let Open::Call { id, call } = &mut self.open {
                     call.arguments.push_str(delta);
+                    // A freeform call's input is only known whole (it is a JSON string
+                    // inside the arguments): it goes out when the call ends.
+                    if self.custom_tools.contains(&call.name) {
+                        return;
+                    }
                     let data = json!({"item_id": id, "output_index": index, "delta": delta});
                     self.emit(out, "response.function_call_arguments.delta", data);
                 }

@@ -210,8 +210,6 @@ fn rejects_what_cannot_be_converted() {
     assert_eq!(e.status(), 400);
     assert_eq!(e.param.as_deref(), Some("tools[1].type"));
     assert!(e.message.contains("'web_search'"), "{}", e.message);
-    let e = err_of(json!({"tools": [{"type": "custom", "name": "apply_patch"}]}));
-    assert!(e.message.contains("'custom'"));
     let e = err_of(json!({"tool_choice": {"type": "web_search_preview"}}));
     assert!(e.message.contains("web_search_preview"));
     let e = err_of(json!({"input": [{"type": "web_search_call", "id": "ws_1"}]}));
@@ -1199,4 +1197,81 @@ fn reasoning_that_produced_nothing_is_not_replayed() {
     let kinds: Vec<String> =
         encode(&req)["input"].as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds, ["message", "message", "reasoning", "reasoning", "message"]);
+}
+
+/// Codex's freeform `apply_patch`: a `custom` tool reaches other providers as a function
+/// taking `input`, and its calls come back to the client as `custom_tool_call` items.
+#[test]
+fn freeform_tools_travel_as_functions_and_come_back_as_custom_calls() {
+    let body = json!({
+        "model": "ant.claude",
+        "input": [
+            {"role": "user", "content": "fix it"},
+            {"type": "custom_tool_call", "call_id": "call_1", "name": "apply_patch", "input": "*** Begin Patch\n*** End Patch"},
+            {"type": "custom_tool_call_output", "call_id": "call_1", "output": "Done!"},
+        ],
+        "tools": [
+            {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}},
+            {"type": "custom", "name": "apply_patch", "description": "Edit files.",
+             "format": {"type": "grammar", "syntax": "lark", "definition": "start: begin_patch"}},
+        ],
+        "tool_choice": {"type": "custom", "name": "apply_patch"},
+    });
+    let req = request::decode(&body).unwrap();
+    let tool = &req.tools[1];
+    assert_eq!(tool.name, "apply_patch");
+    assert_eq!(tool.parameters["required"], json!(["input"]));
+    assert!(tool.description.as_deref().unwrap().contains("lark grammar:\nstart: begin_patch"));
+    assert_eq!(req.tool_choice, Some(ToolChoice::Named("apply_patch".into())));
+    let call = ToolCall { id: "call_1".into(), name: "apply_patch".into(), arguments: request::freeform_arguments("*** Begin Patch\n*** End Patch") };
+    assert_eq!(req.messages[1].parts, vec![Part::ToolCall(call)]);
+    assert!(matches!(&req.messages[2].parts[0], Part::ToolResult(r) if r.call_id == "call_1" && r.name.as_deref() == Some("apply_patch")));
+
+    let raw = body.to_string();
+    let envelope = request::envelope(&crate::json_fields::JsonObject::parse(raw.as_bytes()).unwrap()).unwrap();
+    assert_eq!(envelope.options.custom_tools, vec!["apply_patch".to_string()]);
+    let custom = envelope.options.custom_tools;
+
+    // Whole answers.
+    let patch = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch";
+    let answer = Response {
+        meta: meta(),
+        parts: vec![
+            Part::ToolCall(ToolCall { id: "toolu_1".into(), name: "apply_patch".into(), arguments: json!({"input": patch}).to_string() }),
+            Part::ToolCall(ToolCall { id: "toolu_2".into(), name: "shell".into(), arguments: r#"{"cmd":"ls"}"#.into() }),
+        ],
+        stop: StopReason::ToolUse,
+        usage: Usage::default(),
+    };
+    let out = parse(&response::encode_for(&answer, &custom));
+    assert_eq!(out["output"][0]["type"], "custom_tool_call");
+    assert_eq!(out["output"][0]["input"], patch);
+    assert_eq!(out["output"][0]["call_id"], "toolu_1");
+    assert_eq!(out["output"][1]["type"], "function_call");
+
+    // Streams: the input goes out whole when the call ends.
+    let mut enc = stream::Encoder::new(custom);
+    let mut wire = Vec::new();
+    let args = json!({"input": patch}).to_string();
+    let (a, b) = args.split_at(10);
+    for e in [
+        StreamEvent::Start { meta: meta(), input_tokens: 5 },
+        StreamEvent::ToolCallStart { id: "toolu_1".into(), name: "apply_patch".into() },
+        StreamEvent::ToolCallDelta(a.into()),
+        StreamEvent::ToolCallDelta(b.into()),
+        StreamEvent::Finish { stop: StopReason::ToolUse, usage: Usage::default() },
+    ] {
+        enc.event(&e, &mut wire);
+    }
+    let events: Vec<Value> = String::from_utf8(wire).unwrap().lines().filter_map(|l| l.strip_prefix("data: ")).map(parse).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(!kinds.contains(&"response.function_call_arguments.delta"), "{kinds:?}");
+    let added = events.iter().find(|e| e["type"] == "response.output_item.added").unwrap();
+    assert_eq!(added["item"]["type"], "custom_tool_call");
+    let delta = events.iter().find(|e| e["type"] == "response.custom_tool_call_input.delta").unwrap();
+    assert_eq!(delta["delta"], patch);
+    let done = events.iter().find(|e| e["type"] == "response.custom_tool_call_input.done").unwrap();
+    assert_eq!(done["input"], patch);
+    let completed = events.iter().find(|e| e["type"] == "response.completed").unwrap();
+    assert_eq!(completed["response"]["output"][0]["input"], patch);
 }
