@@ -92,8 +92,11 @@ pub async fn forward_request(
                         return match committed.body {
                             CommittedBody::Reply(body) => Ok((respond(status, &headers, request_id, &body_value(body))?, Handoff::No)),
                             CommittedBody::Raw(stream) => Ok((respond(status, &headers, request_id, &stream)?, Handoff::No)),
-                            CommittedBody::Pump(pump, upstream, timer) => {
-                                let (out, body) = PipeWriter::new()?;
+                            CommittedBody::Pump(mut pump, upstream, timer) => {
+                                let (mut out, body) = PipeWriter::new()?;
+                                // The first event is queued before the response is handed
+                                // over: the runtime finds it there on its first read.
+                                out.start(&pump.take_pending());
                                 // The stream logs its line when it ends, with how it ended.
                                 let mut line = std::mem::take(log);
                                 line.first_byte_ms = Some(now_ms().saturating_sub(started));

@@ -315,6 +315,14 @@ impl PipeWriter {
         Ok(())
     }
 
+    /// Queues the first bytes without waiting (before any other write).
+    pub fn start(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            let chunk = Uint8Array::from(bytes);
+            self.in_flight = Some(JsFuture::from(self.writer.write_with_chunk(&chunk)));
+        }
+    }
+
     /// Ends the body after the last write.
     pub async fn close(mut self) {
         if let Some(previous) = self.in_flight.take() {

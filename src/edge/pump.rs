@@ -128,6 +128,14 @@ impl Pump {
         None
     }
 
+    /// The bytes peeked before the commit, for the caller's first write.
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        if !self.pending.is_empty() {
+            self.last_sent_ms = now_ms();
+        }
+        std::mem::take(&mut self.pending)
+    }
+
     pub fn committed(&self) -> bool {
         self.seen_event
     }
