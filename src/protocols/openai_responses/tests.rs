@@ -1275,3 +1275,45 @@ fn freeform_tools_travel_as_functions_and_come_back_as_custom_calls() {
     let completed = events.iter().find(|e| e["type"] == "response.completed").unwrap();
     assert_eq!(completed["response"]["output"][0]["input"], patch);
 }
+
+/// A request as Codex CLI sends it (fields it always sets, history of an earlier turn with
+/// reasoning, a shell call and its output) decodes for conversion.
+#[test]
+fn codex_shaped_request_decodes() {
+    let body = json!({
+        "model": "ant.claude-sonnet-4-5",
+        "instructions": "You are Codex.",
+        "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "<permissions>"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "list files"}]},
+            {"type": "reasoning", "summary": [{"type": "summary_text", "text": "thinking"}], "content": null, "encrypted_content": null},
+            {"type": "function_call", "name": "shell", "arguments": "{\"command\":[\"ls\"]}", "call_id": "call_1"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "{\"output\":\"a.txt\\n\",\"metadata\":{\"exit_code\":0}}"},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "a.txt"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "patch it"}]},
+        ],
+        "tools": [
+            {"type": "function", "name": "shell", "description": "Runs a shell command", "strict": false,
+             "parameters": {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+                            "required": ["command"], "additionalProperties": false}},
+            {"type": "custom", "name": "apply_patch", "description": "Use apply_patch to edit files.",
+             "format": {"type": "grammar", "syntax": "lark", "definition": "start: begin_patch hunk+ end_patch"}},
+        ],
+        "tool_choice": "auto",
+        "parallel_tool_calls": false,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "store": false,
+        "stream": true,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "5f0c",
+        "text": {"verbosity": "medium"},
+    });
+    let req = request::decode(&body).unwrap();
+    assert_eq!(req.tools.len(), 2);
+    assert!(req.messages.iter().any(|m| m.parts.iter().any(|p| matches!(p, Part::ToolResult(r) if r.call_id == "call_1"))));
+    let options = ModelOptions::default();
+    for upstream in [Protocol::OpenAiChat, Protocol::Claude, Protocol::Gemini] {
+        let wire = crate::protocols::encode_request(upstream, &req, &target(&options, Quirks::default())).unwrap();
+        assert!(wire.to_string().contains("apply_patch"), "{upstream:?}");
+    }
+}
