@@ -52,6 +52,8 @@ pub fn freeform_input(arguments: &str) -> String {
     match serde_json::from_str::<Value>(arguments) {
         Ok(Value::Object(o)) => match o.get("input") {
             Some(Value::String(s)) => s.clone(),
+            // A model that called it without writing anything.
+            None if o.is_empty() => String::new(),
             _ => arguments.to_string(),
         },
         Ok(Value::String(s)) => s,

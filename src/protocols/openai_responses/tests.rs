@@ -1227,6 +1227,10 @@ fn freeform_tools_travel_as_functions_and_come_back_as_custom_calls() {
     assert_eq!(req.messages[1].parts, vec![Part::ToolCall(call)]);
     assert!(matches!(&req.messages[2].parts[0], Part::ToolResult(r) if r.call_id == "call_1" && r.name.as_deref() == Some("apply_patch")));
 
+    assert_eq!(request::freeform_input(r#"{"input":"x"}"#), "x");
+    assert_eq!(request::freeform_input("{}"), "");
+    assert_eq!(request::freeform_input("raw text"), "raw text");
+
     let raw = body.to_string();
     let envelope = request::envelope(&crate::json_fields::JsonObject::parse(raw.as_bytes()).unwrap()).unwrap();
     assert_eq!(envelope.options.custom_tools, vec!["apply_patch".to_string()]);
