@@ -8,7 +8,10 @@
 //! `output_text.done`, `content_part.done`; a reasoning item has
 //! `reasoning_summary_part.added`, `reasoning_summary_text.delta`…,
 //! `reasoning_summary_text.done`, `reasoning_summary_part.done` (only when it has text);
-//! a function call has `function_call_arguments.delta`…, `function_call_arguments.done`.
+//! a function call has `function_call_arguments.delta`…, `function_call_arguments.done`;
+//! a call of one of the client's freeform (`custom`) tools has one
+//! `custom_tool_call_input.delta` and `custom_tool_call_input.done` once it is complete
+//! (other providers wrote its input as a JSON string argument).
 
 use serde_json::{json, Value};
 
