@@ -171,6 +171,10 @@ pub struct ModelOptions {
     pub reasoning_effort: Option<String>,
     pub max_instructions_chars: Option<u64>,
     pub max_tokens: Option<u64>,
+    /// `promptCache`: converted requests to a `claude` upstream get Anthropic cache
+    /// breakpoints (last tool, system, last message), so a growing conversation is read
+    /// from the cache instead of paid in full each turn.
+    pub prompt_cache: Option<bool>,
 }
 
 impl ModelOptions {
@@ -180,6 +184,7 @@ impl ModelOptions {
             reasoning_effort: self.reasoning_effort.clone().or_else(|| defaults.reasoning_effort.clone()),
             max_instructions_chars: self.max_instructions_chars.or(defaults.max_instructions_chars),
             max_tokens: self.max_tokens.or(defaults.max_tokens),
+            prompt_cache: self.prompt_cache.or(defaults.prompt_cache),
         }
     }
 }
@@ -773,7 +778,7 @@ impl Validator {
     fn options(&mut self, path: &str, v: &Value) -> ModelOptions {
         let mut options = ModelOptions::default();
         let Some(map) = self.object(path, v) else { return options };
-        self.unknown_keys(path, map, &["reasoningEffort", "maxInstructionsChars", "maxTokens", "maxOutputTokens"]);
+        self.unknown_keys(path, map, &["reasoningEffort", "maxInstructionsChars", "maxTokens", "maxOutputTokens", "promptCache"]);
         for (key, value) in map {
             let kpath = join(path, key);
             match key.as_str() {
@@ -789,6 +794,10 @@ impl Validator {
                 }
                 "maxInstructionsChars" => options.max_instructions_chars = self.positive(&kpath, value),
                 "maxTokens" | "maxOutputTokens" => options.max_tokens = self.positive(&kpath, value),
+                "promptCache" => match value {
+                    Value::Bool(b) => options.prompt_cache = Some(*b),
+                    other => self.err(&kpath, format!("expected true or false, got {}", kind_name(other))),
+                },
                 _ => {}
             }
         }
@@ -994,6 +1003,20 @@ mod routing_config_tests {
         assert_eq!((c.breaker.failures, c.breaker.cooldown_ms), (2, 1000));
         assert_eq!((c.timeouts.idle_ms, c.timeouts.total_ms, c.keepalive_ms), (2000, 3000, 0));
         assert_eq!(c.state_binding.as_deref(), Some("GATEWAY_STATE"));
+    }
+
+    #[test]
+    fn prompt_cache_option_merges_and_is_checked() {
+        let c = parse(r#"{"providers": {"a": {"type": "claude", "baseURL": "https://a.test", "apiKey": "k",
+            "options": {"promptCache": true}, "models": {"m1": {}, "m2": {"options": {"promptCache": false}}}}}}"#)
+        .unwrap();
+        let models = c.providers["a"].models.as_ref().unwrap();
+        assert_eq!(models["m1"].options.prompt_cache, Some(true));
+        assert_eq!(models["m2"].options.prompt_cache, Some(false));
+        let errors = parse(r#"{"providers": {"a": {"type": "claude", "baseURL": "https://a.test", "apiKey": "k", "options": {"promptCache": "yes"}}}}"#)
+            .unwrap_err()
+            .0;
+        assert_eq!(errors, vec!["providers.a.options.promptCache: expected true or false, got a string".to_string()]);
     }
 
     #[test]

@@ -893,3 +893,22 @@ def test_freeform_tool_round_trip(gateway, mock_upstream, provider, stream):
                     {"type": "custom_tool_call_output", "call_id": calls[0].call_id, "output": "Done, 1 file patched"}]
     r2, _ = ask(back)
     assert r2.output_text.startswith("result: ") and "1 file patched" in r2.output_text, r2.output
+
+
+def test_prompt_cache_option_marks_claude_breakpoints(gateway, mock_upstream):
+    """`options.promptCache` on a claude model: a converted request carries Anthropic cache
+    breakpoints on the last tool, the last system block and the last message's last block,
+    and the strict mock (checking Anthropic's rules) accepts them."""
+    client = gateway.openai()
+    tools = [{"type": "function", "function": {"name": n, "description": n, "parameters": {"type": "object", "properties": {}}}}
+             for n in ("get_weather", "get_time")]
+    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hello"}]
+    for model, cached in (("ant.cached", True), ("ant.claude-sonnet-4-5", False)):
+        mock_upstream.clear()
+        r = client.chat.completions.create(model=model, messages=messages, tools=tools, tool_choice="none")
+        assert r.choices[0].message.content
+        body = mock_upstream.last("/v1/messages")["body"]
+        marks = [body["tools"][-1].get("cache_control"), body["system"][-1].get("cache_control"),
+                 body["messages"][-1]["content"][-1].get("cache_control")]
+        expected = {"type": "ephemeral"} if cached else None
+        assert marks == [expected] * 3, body

@@ -666,7 +666,38 @@ fn build(req: &Request, target: &Target) -> Result<Map<String, Value>, GatewayEr
     if req.stream {
         body.insert("stream".into(), json!(true));
     }
+    if target.options.prompt_cache == Some(true) {
+        add_cache_breakpoints(&mut body);
+    }
     Ok(body)
+}
+
+/// Anthropic cache breakpoints (`cache_control: ephemeral`) on the last tool, the last
+/// system block and the last block of the last message that can hold one (not thinking,
+/// not empty text): each turn then reads the prefix the previous turn wrote. At most three
+/// of Anthropic's four; a prefix below the model's minimum is simply not cached.
+fn add_cache_breakpoints(body: &mut Map<String, Value>) {
+    let mark = |block: &mut Value| {
+        if let Value::Object(b) = block {
+            b.insert("cache_control".into(), json!({"type": "ephemeral"}));
+        }
+    };
+    let cacheable = |block: &Value| match block.get("type").and_then(Value::as_str) {
+        Some("thinking" | "redacted_thinking") | None => false,
+        Some("text") => block.get("text").and_then(Value::as_str).is_some_and(|t| !t.trim().is_empty()),
+        Some(_) => true,
+    };
+    for key in ["tools", "system"] {
+        if let Some(last) = body.get_mut(key).and_then(Value::as_array_mut).and_then(|a| a.last_mut()) {
+            mark(last);
+        }
+    }
+    let last_message = body.get_mut("messages").and_then(Value::as_array_mut).and_then(|m| m.last_mut());
+    if let Some(blocks) = last_message.and_then(|m| m.get_mut("content")).and_then(Value::as_array_mut) {
+        if let Some(block) = blocks.iter_mut().rev().find(|b| cacheable(b)) {
+            mark(block);
+        }
+    }
 }
 
 /// Whether `model` takes `thinking: {type: "adaptive"}` + `output_config.effort` rather

@@ -1099,3 +1099,37 @@ fn newer_models_get_adaptive_thinking() {
     assert_eq!(body["output_config"]["effort"], "high");
     assert_eq!(body["output_config"]["format"]["type"], "json_schema");
 }
+
+#[test]
+fn prompt_cache_marks_tools_system_and_the_last_message() {
+    let mut req = req_of(vec![
+        user(vec![text("weather?")]),
+        assistant(vec![claude_thinking("hmm", "sig"), call("toolu_1", "get_weather", r#"{"city":"Paris"}"#)]),
+        user(vec![result("toolu_1", "sunny"), text("and tomorrow?")]),
+    ]);
+    req.system = vec![text("You are terse."), text("Use metric units.")];
+    req.tools = vec![weather_tool(), Tool { name: "get_time".into(), ..weather_tool() }];
+    let marked = |body: &Value| -> Vec<String> {
+        let mut at = Vec::new();
+        for (key, items) in [("tools", &body["tools"]), ("system", &body["system"])] {
+            for (i, item) in items.as_array().into_iter().flatten().enumerate() {
+                if item.get("cache_control").is_some() {
+                    at.push(format!("{key}[{i}]"));
+                }
+            }
+        }
+        for (m, msg) in body["messages"].as_array().unwrap().iter().enumerate() {
+            for (b, block) in msg["content"].as_array().unwrap().iter().enumerate() {
+                if block.get("cache_control").is_some() {
+                    assert_eq!(block["cache_control"], json!({"type": "ephemeral"}));
+                    at.push(format!("messages[{m}].content[{b}]"));
+                }
+            }
+        }
+        at
+    };
+    assert!(marked(&enc(&req)).is_empty(), "no breakpoints unless configured");
+    let options = ModelOptions { prompt_cache: Some(true), ..ModelOptions::default() };
+    let body = enc_with(&req, &options);
+    assert_eq!(marked(&body), vec!["tools[1]", "system[1]", "messages[2].content[1]"], "{body:#}");
+}
