@@ -171,9 +171,10 @@ pub struct ModelOptions {
     pub reasoning_effort: Option<String>,
     pub max_instructions_chars: Option<u64>,
     pub max_tokens: Option<u64>,
-    /// `promptCache`: converted requests to a `claude` upstream get Anthropic cache
+    /// `promptCache`: whether converted requests to a `claude` upstream get Anthropic cache
     /// breakpoints (last tool, system, last message), so a growing conversation is read
-    /// from the cache instead of paid in full each turn.
+    /// from the cache instead of paid in full each turn. Unset: when the client asks for
+    /// caching (`cache_control` marks, `prompt_cache_key`).
     pub prompt_cache: Option<bool>,
 }
 

@@ -40,6 +40,10 @@ pub struct Request {
     /// Responses server-side history; only a Responses upstream can honour it.
     pub previous_response_id: Option<String>,
     pub store: Option<bool>,
+    /// The client asked for prompt caching (`cache_control` marks, or OpenAI's
+    /// `prompt_cache_key`): a `claude` upstream then gets cache breakpoints unless the
+    /// model's `promptCache` option says otherwise.
+    pub prompt_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

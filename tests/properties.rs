@@ -574,6 +574,8 @@ fn gen_request(rng: &mut Rng) -> Request {
         include_usage: rng.chance(50),
         previous_response_id: rng.maybe(5, |rng| format!("resp_{}", alnum(rng, 8))),
         store: rng.maybe(40, |rng| rng.chance(50)),
+        // Only a hint to Claude encoders (no protocol carries it back as such).
+        prompt_cache: false,
     }
 }
 

@@ -912,3 +912,16 @@ def test_prompt_cache_option_marks_claude_breakpoints(gateway, mock_upstream):
                  body["messages"][-1]["content"][-1].get("cache_control")]
         expected = {"type": "ephemeral"} if cached else None
         assert marks == [expected] * 3, body
+
+    # A client that asks for caching gets it without the option: LiteLLM-style marks on a
+    # Chat content part, or OpenAI's prompt_cache_key (Codex always sends one).
+    asked = [{"role": "system", "content": [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]},
+             {"role": "user", "content": "hello"}]
+    mock_upstream.clear()
+    client.chat.completions.create(model="ant.claude-sonnet-4-5", messages=asked, tools=tools, tool_choice="none")
+    body = mock_upstream.last("/v1/messages")["body"]
+    assert body["messages"][-1]["content"][-1].get("cache_control") == {"type": "ephemeral"}, body
+    mock_upstream.clear()
+    client.responses.create(model="ant.claude-sonnet-4-5", input="hello", prompt_cache_key="session-1")
+    body = mock_upstream.last("/v1/messages")["body"]
+    assert body["messages"][-1]["content"][-1].get("cache_control") == {"type": "ephemeral"}, body

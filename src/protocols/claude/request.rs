@@ -666,7 +666,7 @@ fn build(req: &Request, target: &Target) -> Result<Map<String, Value>, GatewayEr
     if req.stream {
         body.insert("stream".into(), json!(true));
     }
-    if target.options.prompt_cache == Some(true) {
+    if target.options.prompt_cache.unwrap_or(req.prompt_cache) {
         add_cache_breakpoints(&mut body);
     }
     Ok(body)

@@ -1128,8 +1128,13 @@ fn prompt_cache_marks_tools_system_and_the_last_message() {
         }
         at
     };
-    assert!(marked(&enc(&req)).is_empty(), "no breakpoints unless configured");
+    assert!(marked(&enc(&req)).is_empty(), "no breakpoints unless configured or asked for");
     let options = ModelOptions { prompt_cache: Some(true), ..ModelOptions::default() };
     let body = enc_with(&req, &options);
     assert_eq!(marked(&body), vec!["tools[1]", "system[1]", "messages[2].content[1]"], "{body:#}");
+    // A client that asked for caching gets it, unless the model's option turns it off.
+    req.prompt_cache = true;
+    assert_eq!(marked(&enc(&req)).len(), 3);
+    let off = ModelOptions { prompt_cache: Some(false), ..ModelOptions::default() };
+    assert!(marked(&enc_with(&req, &off)).is_empty());
 }

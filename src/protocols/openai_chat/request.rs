@@ -232,6 +232,11 @@ pub fn decode(body: &Value) -> Result<Request, GatewayError> {
     req.stream = bool_of(body, "stream").unwrap_or(false);
     req.include_usage = body.get("stream_options").and_then(|o| bool_of(o, "include_usage")).unwrap_or(false);
     req.store = bool_of(body, "store");
+    // LiteLLM/OpenRouter clients mark content parts (or messages) with Anthropic's
+    // `cache_control`; OpenAI's own hint is `prompt_cache_key`.
+    let marked = |v: &Value| v.get("cache_control").is_some_and(|c| !c.is_null());
+    req.prompt_cache = body.get("prompt_cache_key").is_some_and(|k| !k.is_null())
+        || messages.iter().any(|m| marked(m) || m.get("content").and_then(Value::as_array).is_some_and(|parts| parts.iter().any(marked)));
     Ok(req)
 }
 

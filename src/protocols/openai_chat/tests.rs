@@ -254,3 +254,13 @@ fn garbage_never_panics() {
         let _ = request::decode(&body);
     }
 }
+
+#[test]
+fn cache_hints_ask_for_prompt_caching() {
+    let ask = |body: Value| super::request::decode(&body).unwrap().prompt_cache;
+    let user = |content: Value| json!({"messages": [{"role": "user", "content": content}]});
+    assert!(!ask(user(json!("hi"))));
+    assert!(ask(user(json!([{"type": "text", "text": "long context", "cache_control": {"type": "ephemeral"}}]))));
+    assert!(ask(json!({"messages": [{"role": "system", "content": "x", "cache_control": {"type": "ephemeral"}}]})));
+    assert!(ask(json!({"messages": [{"role": "user", "content": "hi"}], "prompt_cache_key": "k1"})));
+}

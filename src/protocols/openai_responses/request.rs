@@ -615,6 +615,8 @@ pub fn decode(body: &Value) -> Result<Request, GatewayError> {
     req.metadata = opt_object(body, "metadata", "")?.cloned();
     req.stream = opt_bool(body, "stream", "")?.unwrap_or(false);
     req.store = opt_bool(body, "store", "")?;
+    // Codex always sends one: a long agent conversation worth caching.
+    req.prompt_cache = str_of(body, "prompt_cache_key").is_some_and(|k| !k.is_empty());
     req.previous_response_id = opt_str(body, "previous_response_id", "")?.map(String::from);
     Ok(req)
 }

@@ -1314,6 +1314,7 @@ fn codex_shaped_request_decodes() {
     });
     let req = request::decode(&body).unwrap();
     assert_eq!(req.tools.len(), 2);
+    assert!(req.prompt_cache, "prompt_cache_key asks for caching");
     assert!(req.messages.iter().any(|m| m.parts.iter().any(|p| matches!(p, Part::ToolResult(r) if r.call_id == "call_1"))));
     let options = ModelOptions::default();
     for upstream in [Protocol::OpenAiChat, Protocol::Claude, Protocol::Gemini] {
