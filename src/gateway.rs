@@ -333,6 +333,9 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
             .map_err(|e| GatewayError::invalid(format!("Request body is not valid JSON: {e}.")))?;
         let mut ir = protocols::decode_request(protocol, &value)?;
         ir.stream = envelope.stream;
+        if protocol == Protocol::OpenAiResponses {
+            envelope.options.custom_tools = protocols::openai_responses::request::custom_tool_names(&value);
+        }
         if let Some(o) = routed.reasoning {
             ir.reasoning = Some(crate::ir::ReasoningRequest {
                 effort: Some(o.effort),

@@ -94,9 +94,7 @@ pub async fn forward_request(
                             CommittedBody::Raw(stream) => Ok((respond(status, &headers, request_id, &stream)?, Handoff::No)),
                             CommittedBody::Pump(mut pump, upstream, timer) => {
                                 let (mut out, body) = PipeWriter::new()?;
-                                // The first event is queued before the response is handed
-                                // over: the runtime finds it there on its first read.
-                                out.start(&pump.take_pending());
+                                pump.start(&mut out);
                                 // The stream logs its line when it ends, with how it ended.
                                 let mut line = std::mem::take(log);
                                 line.first_byte_ms = Some(now_ms().saturating_sub(started));

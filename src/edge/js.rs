@@ -317,10 +317,8 @@ impl PipeWriter {
 
     /// Queues the first bytes without waiting (before any other write).
     pub fn start(&mut self, bytes: &[u8]) {
-        if !bytes.is_empty() {
-            let chunk = Uint8Array::from(bytes);
-            self.in_flight = Some(JsFuture::from(self.writer.write_with_chunk(&chunk)));
-        }
+        let chunk = Uint8Array::from(bytes);
+        self.in_flight = Some(JsFuture::from(self.writer.write_with_chunk(&chunk)));
     }
 
     /// Ends the body after the last write.

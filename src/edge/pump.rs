@@ -25,7 +25,7 @@ pub struct Pump {
     sse: Option<sse::Decoder>,
     event_stream: bool,
     seen_event: bool,
-    /// Bytes ready for the caller.
+    /// Bytes peeked before the commit, until [`Pump::start`] queues them.
     pending: Vec<u8>,
     /// Whether the bytes sent so far end at an event boundary (keepalives only go there).
     at_boundary: bool,
@@ -128,12 +128,13 @@ impl Pump {
         None
     }
 
-    /// The bytes peeked before the commit, for the caller's first write.
-    pub fn take_pending(&mut self) -> Vec<u8> {
+    /// Queues the bytes peeked before the commit as the caller's first write (before the
+    /// response is handed over, so the runtime finds them on its first read).
+    pub fn start(&mut self, out: &mut PipeWriter) {
         if !self.pending.is_empty() {
+            out.start(&std::mem::take(&mut self.pending));
             self.last_sent_ms = now_ms();
         }
-        std::mem::take(&mut self.pending)
     }
 
     pub fn committed(&self) -> bool {
@@ -155,7 +156,7 @@ impl Pump {
     /// The stream loop; returns how the stream ended.
     async fn pump(mut self, upstream: ByteReader, mut out: PipeWriter, mut timer: Timer, watch: &CallerWatch) -> &'static str {
         let mut reading: Option<ReadFuture> = None;
-        let mut bytes = std::mem::take(&mut self.pending);
+        let mut bytes = Vec::new();
         loop {
             if !bytes.is_empty() {
                 if out.write(&bytes).await.is_err() {

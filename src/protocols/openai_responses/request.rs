@@ -30,14 +30,13 @@ pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
     }
     body.typed("instructions", JsonKind::String)?;
     let stream = body.bool("stream")?;
-    Ok(Envelope { model, stream, options: EncodeOptions { custom_tools: custom_tool_names(body), ..EncodeOptions::default() } })
+    Ok(Envelope { model, stream, options: EncodeOptions::default() })
 }
 
 /// The names of the request's freeform (`custom`) tools: their calls go back to the
-/// client as `custom_tool_call` items. Looked up only when the tools mention one.
-fn custom_tool_names(body: &JsonObject) -> Vec<String> {
-    let Some(raw) = body.get("tools").filter(|raw| raw.get().contains("\"custom\"")) else { return Vec::new() };
-    let tools: Vec<Value> = serde_json::from_str(raw.get()).unwrap_or_default();
+/// client as `custom_tool_call` items. Read when the request is converted.
+pub fn custom_tool_names(body: &Value) -> Vec<String> {
+    let tools = body.get("tools").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     tools.iter().filter(|t| str_of(t, "type") == Some("custom")).filter_map(|t| str_of(t, "name").map(String::from)).collect()
 }
 

@@ -1231,10 +1231,8 @@ fn freeform_tools_travel_as_functions_and_come_back_as_custom_calls() {
     assert_eq!(request::freeform_input("{}"), "");
     assert_eq!(request::freeform_input("raw text"), "raw text");
 
-    let raw = body.to_string();
-    let envelope = request::envelope(&crate::json_fields::JsonObject::parse(raw.as_bytes()).unwrap()).unwrap();
-    assert_eq!(envelope.options.custom_tools, vec!["apply_patch".to_string()]);
-    let custom = envelope.options.custom_tools;
+    let custom = request::custom_tool_names(&body);
+    assert_eq!(custom, vec!["apply_patch".to_string()]);
 
     // Whole answers.
     let patch = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch";
