@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds of the gateway side by side in one run, against the floor (a diagnostic, not a test).
 
-    .venv/bin/python bench/ab.py BUILD_DIR [MORE_BUILD_DIRS...] [--rounds 100] [--split 150] [--rps-rounds 3]
+    .venv/bin/python bench/ab.py BUILD_DIR[:logRequests=off] [MORE...] [--rounds 100] [--split 150] [--rps-rounds 3]
 
 Each directory is a copy of build/ (entry.mjs, index.js, index_bg.wasm); they are named a, b,
 c... in the output. Starts the strict mock, the floor worker and one `wrangler dev` per build,
@@ -50,7 +50,9 @@ def split_paths(targets: list, mock, rounds: int, rng: random.Random):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("builds", type=Path, nargs="+")
+    ap.add_argument("builds", nargs="+", metavar="BUILD_DIR[:logRequests=all|errors|off]",
+                    help="a suffix runs that build with another logRequests setting (the same build "
+                         "twice, with and without its log line, shows what the line costs)")
     ap.add_argument("--rounds", type=int, default=100, help="sequential latency rounds per target")
     ap.add_argument("--rps-rounds", type=int, default=3, help="0: latency only")
     ap.add_argument("--rps-seconds", type=float, default=3.0)
@@ -71,13 +73,16 @@ def main() -> int:
     try:
         mock = bench.start_mock(procs, tmp, True)
         base = f"http://127.0.0.1:{mock.port}"
-        gw_vars = {"ANY_API_CONFIG": json.dumps(bench.gateway_config(base)), "WORKER_AUTH_KEY": bench.GATEWAY_KEY}
         floor_vars = bench.floor_worker_vars(base)
         gws = []
-        for name, src in zip("abcdefgh", args.builds):
+        for name, spec in zip("abcdefgh", args.builds):
+            src, _, setting = spec.partition(":logRequests=")
+            config = bench.gateway_config(base) | ({"logRequests": setting} if setting else {})
+            gw_vars = {"ANY_API_CONFIG": json.dumps(config), "WORKER_AUTH_KEY": bench.GATEWAY_KEY}
             snap = tmp / f"snapshot-{name}" / "build"
-            bench.snapshot_build(src, snap)
+            bench.snapshot_build(Path(src), snap)
             gws.append(bench.start_wrangler(procs, tmp, f"gateway-{name}", snap / "entry.mjs", gw_vars, "warn"))
+            print(f"gateway-{name}: {spec}")
         floor = bench.start_wrangler(procs, tmp, "floor", bench.FLOOR, floor_vars, "warn")
         probe = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
         bench.wait_ready(gws + [floor], {g.name: probe for g in gws} | {"floor": b"GET /local HTTP/1.1\r\nHost: x\r\n\r\n"})
