@@ -925,3 +925,20 @@ def test_prompt_cache_option_marks_claude_breakpoints(gateway, mock_upstream):
     client.responses.create(model="ant.claude-sonnet-4-5", input="hello", prompt_cache_key="session-1")
     body = mock_upstream.last("/v1/messages")["body"]
     assert body["messages"][-1]["content"][-1].get("cache_control") == {"type": "ephemeral"}, body
+
+
+def test_claude_code_billing_line_stays_with_anthropic(gateway, mock_upstream):
+    """Claude Code's first system block is `x-anthropic-billing-header: …; cch=<per request>;`.
+    Converted for another provider it is left out (it would defeat that provider's
+    prefix-based prompt caching); a Claude passthrough keeps it byte for byte."""
+    billing = "x-anthropic-billing-header: cc_version=2.1.177.01c; cc_entrypoint=cli; cch=36ee5;"
+    system = [{"type": "text", "text": billing}, {"type": "text", "text": "You are terse."}]
+    client = gateway.anthropic()
+    for model, path in (("oai.gpt-4o-mini", "/v1/chat/completions"), ("gem.gemini-2.5-flash", "generateContent"),
+                        ("resp.gpt-5", "/v1/responses"), ("ant.claude-sonnet-4-5", "/v1/messages")):
+        mock_upstream.clear()
+        r = client.messages.create(model=model, max_tokens=64, system=system, messages=[{"role": "user", "content": "hello"}])
+        assert r.content[0].text, model
+        sent = json.dumps(mock_upstream.last(path)["body"])
+        assert ("x-anthropic-billing-header" in sent) == model.startswith("ant."), (model, sent)
+        assert "You are terse." in sent, (model, sent)

@@ -162,27 +162,36 @@ pub fn decode(body: &Value) -> Result<Request, GatewayError> {
 fn decode_system(system: Option<&Value>) -> Result<Vec<Part>, GatewayError> {
     match system {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![Part::Text(s.clone())]),
+        Some(Value::String(s)) => Ok(system_text(s).into_iter().collect()),
         Some(Value::Array(blocks)) => {
             let mut out = Vec::new();
             for (i, b) in blocks.iter().enumerate() {
-                match b {
-                    Value::String(s) if !s.is_empty() => out.push(Part::Text(s.clone())),
-                    Value::Object(_) => {
-                        if let Some(t) = opt_str(b, "text", &format!("system.{i}.text"))? {
-                            if !t.is_empty() {
-                                out.push(Part::Text(t.to_string()));
-                            }
-                        }
-                    }
-                    _ => {}
-                }
+                let text = match b {
+                    Value::String(s) => Some(s.as_str()),
+                    Value::Object(_) => opt_str(b, "text", &format!("system.{i}.text"))?,
+                    _ => None,
+                };
+                out.extend(text.and_then(system_text));
             }
             Ok(out)
         }
         Some(_) => Err(wrong_type("system", "a string or an array of text blocks")),
     }
+}
+
+/// The line Claude Code puts first in its system prompt: Anthropic billing metadata whose
+/// `cch=` part changes on every request.
+const BILLING_LINE: &str = "x-anthropic-billing-header:";
+
+/// A system text as other providers get it: without Claude Code's billing line, which means
+/// nothing to them and, changing per request at the very start of the prompt, would defeat
+/// their prefix-based prompt caching (same-protocol passthrough keeps it for Anthropic).
+fn system_text(text: &str) -> Option<Part> {
+    let text = match text.strip_prefix(BILLING_LINE) {
+        Some(rest) => rest.split_once('\n').map_or("", |(_, after)| after),
+        None => text,
+    };
+    (!text.trim().is_empty()).then(|| Part::Text(text.to_string()))
 }
 
 /// Message content: a string or an array of blocks.

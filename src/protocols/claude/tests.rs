@@ -165,6 +165,24 @@ fn decodes_thinking_controls_and_formats() {
 }
 
 #[test]
+fn claude_code_billing_line_is_not_converted() {
+    // Claude Code's first system block; its cch= changes on every request.
+    let billing = "x-anthropic-billing-header: cc_version=2.1.177.01c; cc_entrypoint=cli; cch=36ee5;";
+    let r = request::decode(&json!({"messages": [], "system": [
+        {"type": "text", "text": billing},
+        {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+    ]}))
+    .unwrap();
+    assert_eq!(r.system, vec![text("You are Claude Code.")]);
+    // The same line leading a single system string: only that line goes.
+    let r = request::decode(&json!({"messages": [], "system": format!("{billing}\nYou are Claude Code.\nBe brief.")})).unwrap();
+    assert_eq!(r.system, vec![text("You are Claude Code.\nBe brief.")]);
+    // Elsewhere the words are ordinary text.
+    let r = request::decode(&json!({"messages": [], "system": format!("Quote: {billing}")})).unwrap();
+    assert_eq!(r.system, vec![text(&format!("Quote: {billing}"))]);
+}
+
+#[test]
 fn client_thinking_goes_through_the_carrier() {
     // A signature that is our packed Gemini reasoning comes back as Gemini's.
     let gemini = Reasoning { text: "plan".into(), signature: Some("CpoBAb4+/==".into()), origin: Some(Protocol::Gemini), ..Default::default() };
