@@ -90,6 +90,22 @@ impl Media {
         Media::Url { url: url.to_string(), media_type: None }
     }
 
+    /// Chat Completions' `input_audio` format (`wav`, `mp3`) of inline audio, or `None`
+    /// (not audio, or a format Chat does not take); the media type when it is audio at all.
+    pub fn audio(&self) -> Option<(&str, Option<&'static str>)> {
+        match self {
+            Media::Base64 { media_type, .. } if media_type.starts_with("audio/") => {
+                let format = match media_type.as_str() {
+                    "audio/wav" | "audio/x-wav" | "audio/wave" => Some("wav"),
+                    "audio/mp3" | "audio/mpeg" => Some("mp3"),
+                    _ => None,
+                };
+                Some((media_type, format))
+            }
+            _ => None,
+        }
+    }
+
     /// A URL for protocols that take media as one string (data URL for inline bytes).
     pub fn to_url(&self) -> String {
         match self {

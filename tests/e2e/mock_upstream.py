@@ -915,6 +915,12 @@ def validate_chat(body: dict):
                         raise _oerr(f"Missing required parameter: '{pp}.text'.", f"{pp}.text", "missing_required_parameter")
                     if t == "image_url" and not (isinstance(part.get("image_url"), dict) and isinstance(part["image_url"].get("url"), str)):
                         raise _oerr(f"Missing required parameter: '{pp}.image_url.url'.", f"{pp}.image_url.url", "missing_required_parameter")
+                    if t == "input_audio":
+                        audio = part.get("input_audio")
+                        if not isinstance(audio, dict) or not isinstance(audio.get("data"), str):
+                            raise _oerr(f"Missing required parameter: '{pp}.input_audio.data'.", f"{pp}.input_audio.data", "missing_required_parameter")
+                        if audio.get("format") not in ("wav", "mp3"):
+                            raise _oerr(f"Invalid value: '{audio.get('format')}'. Supported values are: 'wav' and 'mp3'.", f"{pp}.input_audio.format", "invalid_value")
             elif not isinstance(content, str):
                 raise _oerr(f"Invalid type for '{p}.content': expected one of a string or array of objects, but got {json_type_name(content)} instead.", f"{p}.content", "invalid_type")
     check_stream_flags(body)
@@ -1363,6 +1369,18 @@ def validate_gemini_contents(contents, path="contents", field_prefix="GenerateCo
                 raise _gerr(f"* {field_prefix}.{cp}.parts[{j}].data: required oneof field 'data' must have one initialized field\n")
             if "text" in part and not isinstance(part["text"], str):
                 raise _gerr(f"Invalid value at '{pp}.text' (TYPE_STRING), {json.dumps(part['text'])}")
+            for blob_key in ("inlineData", "inline_data"):
+                blob = part.get(blob_key)
+                if blob is None:
+                    continue
+                if not isinstance(blob, dict) or not isinstance(blob.get("mimeType", blob.get("mime_type")), str):
+                    raise _gerr(f"* {field_prefix}.{pp}.inline_data.mime_type: Mime type cannot be empty.\n")
+                if not isinstance(blob.get("data"), str):
+                    raise _gerr(f"* {field_prefix}.{pp}.inline_data.data: Data cannot be empty.\n")
+                try:
+                    base64.b64decode(blob["data"], validate=True)
+                except (ValueError, binascii.Error):
+                    raise _gerr(f"Invalid value at '{pp}.inline_data.data' (TYPE_BYTES), Base64 decoding failed for \"{blob['data'][:40]}\"")
             for fr_key in ("functionResponse", "function_response"):
                 fr = part.get(fr_key)
                 if fr is None:

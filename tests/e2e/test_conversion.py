@@ -22,6 +22,7 @@ the mock's request log ("mock request log" section): what the gateway sent and w
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -942,3 +943,36 @@ def test_claude_code_billing_line_stays_with_anthropic(gateway, mock_upstream):
         sent = json.dumps(mock_upstream.last(path)["body"])
         assert ("x-anthropic-billing-header" in sent) == model.startswith("ant."), (model, sent)
         assert "You are terse." in sent, (model, sent)
+
+
+def test_audio_input_between_chat_and_gemini(gateway, mock_upstream):
+    """Audio (Chat `input_audio`, Gemini `inlineData` audio/*) reaches the upstreams that take
+    it, in their own shape; a Claude or Responses upstream, which take none, is a clear 400
+    from the gateway before anything is sent."""
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28)
+    b64 = base64.b64encode(wav).decode()
+    client = gateway.openai()
+    content = [{"type": "text", "text": "What is said?"}, {"type": "input_audio", "input_audio": {"data": b64, "format": "wav"}}]
+    mock_upstream.clear()
+    r = client.chat.completions.create(model="gem.gemini-2.5-flash", messages=[{"role": "user", "content": content}])
+    assert r.choices[0].message.content
+    parts = mock_upstream.last("generateContent")["body"]["contents"][0]["parts"]
+    assert {"inlineData": {"mimeType": "audio/wav", "data": b64}} in parts, parts
+    for model, words in (("ant.claude-sonnet-4-5", "audio/wav"), ("resp.gpt-5", "no audio input")):
+        mock_upstream.clear()
+        with pytest.raises(openai.BadRequestError) as ei:
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": content}])
+        assert words in ei.value.message, ei.value.message
+        assert not mock_upstream.find(""), "nothing may reach the upstream"
+
+    g = gateway.genai()
+    mock_upstream.clear()
+    r = g.models.generate_content(model="oai.gpt-4o-mini", contents=[gtypes.Content(role="user", parts=[
+        gtypes.Part(text="What is said?"), gtypes.Part.from_bytes(data=wav, mime_type="audio/wav")])])
+    assert r.text
+    sent = mock_upstream.last("/v1/chat/completions")["body"]["messages"][-1]["content"]
+    assert {"type": "input_audio", "input_audio": {"data": b64, "format": "wav"}} in sent, sent
+    with pytest.raises(gerrors.ClientError) as ei:
+        g.models.generate_content(model="oai.gpt-4o-mini", contents=[gtypes.Content(role="user", parts=[
+            gtypes.Part.from_bytes(data=b"OggS" + bytes(8), mime_type="audio/ogg")])])
+    assert ei.value.code == 400 and "wav or mp3" in ei.value.message

@@ -393,6 +393,7 @@ CHAT_INVALID = [
     ("temperature > 2", {"model": "m", "temperature": 3, "messages": [{"role": "user", "content": "x"}]}, "temperature"),
     ("stream_options without stream", {"model": "m", "stream_options": {"include_usage": True}, "messages": [{"role": "user", "content": "x"}]}, "stream_options"),
     ("unknown field", {"model": "m", "messages": [{"role": "user", "content": "x"}], "thinking": {}}, "Unrecognized request argument supplied: thinking"),
+    ("audio format", {"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "ogg"}}]}]}, "Invalid value: 'ogg'"),
 ]
 
 
@@ -505,6 +506,8 @@ GEM_INVALID = [
     ("unknown top-level", {"contents": [{"parts": [{"text": "x"}]}], "temperature": 1}, 'Unknown name "temperature": Cannot find field.'),
     ("unknown in generationConfig", {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"max_tokens": 3}}, 'Unknown name "max_tokens" at \'generation_config\''),
     ("string systemInstruction", {"contents": [{"parts": [{"text": "x"}]}], "systemInstruction": "be nice"}, "system_instruction"),
+    ("inlineData without mimeType", {"contents": [{"parts": [{"inlineData": {"data": "AAAA"}}]}]}, "Mime type cannot be empty"),
+    ("inlineData not base64", {"contents": [{"parts": [{"inlineData": {"mimeType": "audio/wav", "data": "not base64!"}}]}]}, "Base64 decoding failed"),
 ]
 
 

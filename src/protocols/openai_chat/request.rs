@@ -73,7 +73,18 @@ fn content_parts(content: &Value, param: &str) -> Result<Vec<Part>, GatewayError
                         out.push(Part::File { media, filename });
                     }
                     Some("input_audio") => {
-                        return Err(invalid("Audio input cannot be converted for this model's provider.", &format!("{param}[{i}]")))
+                        let audio = p.get("input_audio").cloned().unwrap_or(Value::Null);
+                        let here = format!("{param}[{i}].input_audio");
+                        let Some(data) = str_of(&audio, "data") else {
+                            return Err(invalid("input_audio parts need input_audio.data (base64 audio).", &format!("{here}.data")));
+                        };
+                        // Gemini's names for the two formats Chat takes.
+                        let media_type = match str_of(&audio, "format") {
+                            Some("wav") => "audio/wav",
+                            Some("mp3") => "audio/mp3",
+                            _ => return Err(invalid("input_audio.format must be \"wav\" or \"mp3\".", &format!("{here}.format"))),
+                        };
+                        out.push(Part::File { media: Media::Base64 { media_type: media_type.into(), data: data.to_string() }, filename: None });
                     }
                     other => {
                         return Err(invalid(
@@ -267,6 +278,13 @@ fn media_part(p: &Part) -> Result<Option<Value>, GatewayError> {
             ));
         }
         Part::Image(m) => Some(json!({"type": "image_url", "image_url": {"url": m.to_url()}})),
+        Part::File { media: media @ Media::Base64 { data, .. }, .. } if media.audio().is_some() => match media.audio() {
+            Some((_, Some(format))) => Some(json!({"type": "input_audio", "input_audio": {"data": data, "format": format}})),
+            Some((media_type, None)) => {
+                return Err(invalid(format!("Chat Completions takes wav or mp3 audio; this request has {media_type}."), "messages"))
+            }
+            None => None,
+        },
         Part::File { media, filename } => {
             let mut file = Map::new();
             match media {

@@ -264,3 +264,34 @@ fn cache_hints_ask_for_prompt_caching() {
     assert!(ask(json!({"messages": [{"role": "system", "content": "x", "cache_control": {"type": "ephemeral"}}]})));
     assert!(ask(json!({"messages": [{"role": "user", "content": "hi"}], "prompt_cache_key": "k1"})));
 }
+
+#[test]
+fn audio_input_reaches_chat_and_gemini_and_is_refused_clearly_elsewhere() {
+    use crate::ir::Media;
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is said?"},
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+    ]}]});
+    let ir = request::decode(&body).unwrap();
+    let audio = Media::Base64 { media_type: "audio/wav".into(), data: "UklGRg==".into() };
+    assert_eq!(ir.messages[0].parts[1], Part::File { media: audio, filename: None });
+
+    let options = ModelOptions::default();
+    let chat = request::encode(&ir, &target(&options)).unwrap();
+    assert_eq!(chat["messages"][0]["content"][1], json!({"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}));
+    let gemini = crate::protocols::gemini::request::encode(&ir, &target(&options)).unwrap();
+    assert_eq!(gemini["contents"][0]["parts"][1], json!({"inlineData": {"mimeType": "audio/wav", "data": "UklGRg=="}}));
+    let claude = crate::protocols::claude::request::encode(&ir, &target(&options)).unwrap_err();
+    assert!(claude.message.contains("audio/wav"), "{}", claude.message);
+    let responses = crate::protocols::openai_responses::request::encode(&ir, &target(&options)).unwrap_err();
+    assert!(responses.message.contains("no audio input"), "{}", responses.message);
+
+    // Gemini's other audio formats have no Chat equivalent; a malformed part is the caller's error.
+    let mut ogg = ir.clone();
+    ogg.messages[0].parts[1] = Part::File { media: Media::Base64 { media_type: "audio/ogg".into(), data: "T2dn".into() }, filename: None };
+    assert!(request::encode(&ogg, &target(&options)).unwrap_err().message.contains("wav or mp3"));
+    for part in [json!({"type": "input_audio", "input_audio": {"data": "x", "format": "ogg"}}), json!({"type": "input_audio"})] {
+        let bad = json!({"model": "m", "messages": [{"role": "user", "content": [part]}]});
+        assert_eq!(request::decode(&bad).unwrap_err().status(), 400);
+    }
+}

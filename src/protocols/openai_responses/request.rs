@@ -899,6 +899,7 @@ const MIN_MAX_OUTPUT_TOKENS: u64 = 16;
 /// Egress: IR as an upstream request body. Stateless by default (`store:false` with
 /// encrypted reasoning included) so reasoning can be replayed on the next turn.
 pub fn encode(req: &Request, target: &Target) -> Result<Value, GatewayError> {
+    no_audio(req)?;
     let store = req.store.unwrap_or(false);
     let mut body = prompt(req, target, store);
     if let Some(n) = req.max_output_tokens.or(target.options.max_tokens) {
@@ -925,8 +926,21 @@ pub fn encode(req: &Request, target: &Target) -> Result<Value, GatewayError> {
     Ok(Value::Object(body))
 }
 
+/// The Responses API takes no audio input: a clear 400 instead of the upstream's.
+fn no_audio(req: &Request) -> Result<(), GatewayError> {
+    let audio = req.messages.iter().flat_map(|m| &m.parts).find_map(|p| match p {
+        Part::File { media, .. } => media.audio().map(|(t, _)| t.to_string()),
+        _ => None,
+    });
+    match audio {
+        Some(t) => Err(GatewayError::invalid(format!("The Responses API takes no audio input; this request has {t} audio."))),
+        None => Ok(()),
+    }
+}
+
 /// Egress: the body of `POST /v1/responses/input_tokens` — the prompt part of
 /// [`encode`] (that endpoint takes no sampling, output, store or stream fields).
 pub fn encode_count(req: &Request, target: &Target) -> Result<Value, GatewayError> {
+    no_audio(req)?;
     Ok(Value::Object(prompt(req, target, req.store.unwrap_or(false))))
 }
