@@ -73,13 +73,13 @@ fn content_parts(content: &Value, param: &str) -> Result<Vec<Part>, GatewayError
                         out.push(Part::File { media, filename });
                     }
                     Some("input_audio") => {
-                        let audio = p.get("input_audio").cloned().unwrap_or(Value::Null);
+                        let audio = p.get("input_audio").unwrap_or(&Value::Null);
                         let here = format!("{param}[{i}].input_audio");
-                        let Some(data) = str_of(&audio, "data") else {
+                        let Some(data) = str_of(audio, "data") else {
                             return Err(invalid("input_audio parts need input_audio.data (base64 audio).", &format!("{here}.data")));
                         };
                         // Gemini's names for the two formats Chat takes.
-                        let media_type = match str_of(&audio, "format") {
+                        let media_type = match str_of(audio, "format") {
                             Some("wav") => "audio/wav",
                             Some("mp3") => "audio/mp3",
                             _ => return Err(invalid("input_audio.format must be \"wav\" or \"mp3\".", &format!("{here}.format"))),
@@ -269,6 +269,14 @@ fn text_value(parts: &[Part]) -> Value {
 }
 
 fn media_part(p: &Part) -> Result<Option<Value>, GatewayError> {
+    if let Part::File { media: media @ Media::Base64 { data, .. }, .. } = p {
+        if let Some((media_type, format)) = media.audio() {
+            let Some(format) = format else {
+                return Err(invalid(format!("Chat Completions takes wav or mp3 audio; this request has {media_type}."), "messages"));
+            };
+            return Ok(Some(json!({"type": "input_audio", "input_audio": {"data": data, "format": format}})));
+        }
+    }
     Ok(match p {
         Part::Text(t) => Some(json!({"type": "text", "text": t})),
         Part::Image(Media::FileId(id)) => {
@@ -278,13 +286,6 @@ fn media_part(p: &Part) -> Result<Option<Value>, GatewayError> {
             ));
         }
         Part::Image(m) => Some(json!({"type": "image_url", "image_url": {"url": m.to_url()}})),
-        Part::File { media: media @ Media::Base64 { data, .. }, .. } if media.audio().is_some() => match media.audio() {
-            Some((_, Some(format))) => Some(json!({"type": "input_audio", "input_audio": {"data": data, "format": format}})),
-            Some((media_type, None)) => {
-                return Err(invalid(format!("Chat Completions takes wav or mp3 audio; this request has {media_type}."), "messages"))
-            }
-            None => None,
-        },
         Part::File { media, filename } => {
             let mut file = Map::new();
             match media {
