@@ -933,7 +933,7 @@ fn no_audio(req: &Request) -> Result<(), GatewayError> {
         _ => None,
     });
     match audio {
-        Some(t) => Err(GatewayError::invalid(format!("The Responses API takes no audio input; this request has {t} audio."))),
+        Some(t) => Err(GatewayError::invalid(format!("The Responses API takes no audio input; this request has {t}."))),
         None => Ok(()),
     }
 }
