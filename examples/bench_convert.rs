@@ -5,7 +5,12 @@
 //! then runs it through the gateway's StreamConverter (SSE decode → upstream decoder → IR →
 //! client encoder), fed in 1,400-byte pieces as a network would deliver it. The baseline
 //! is serde_json parsing and re-serialising every event payload of the same bytes. Prints
-//! MB/s and the ratio converter time / baseline time. Run:
+//! MB/s and the ratio converter time / baseline time.
+//!
+//! Then a large agent request (a Chat body of ~470 KB: a long system prompt and 200 turns of
+//! tool calls and results, like a long Claude Code or Codex session) is converted for each
+//! other upstream protocol: body → IR → upstream body bytes, against serde_json parsing and
+//! re-serialising the same body. Run:
 //!     cargo run --release --example bench_convert
 use std::time::Instant;
 
@@ -108,4 +113,33 @@ fn main() {
         }
     }
     println!("worst ratio converter/serde_json: {worst:.2}x (target <= 3x)");
+
+    let body = agent_request();
+    let base = time(|| serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default()).map_or(0, |b| b.len()));
+    println!("\nlarge request, {} KB of Chat body; serde_json parse + serialise {:.2} ms", body.len() / 1024, base * 1e3);
+    let options = llm_gateway::config::ModelOptions::default();
+    let target = protocols::Target { model: "upstream-model", options: &options, quirks: Default::default() };
+    for upstream in [Protocol::OpenAiResponses, Protocol::Claude, Protocol::Gemini] {
+        let t = time(|| {
+            let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let ir = protocols::decode_request(Protocol::OpenAiChat, &value).expect("the request decodes");
+            let out = protocols::encode_request(upstream, &ir, &target).expect("the request encodes");
+            serde_json::to_vec(&out).map_or(0, |b| b.len())
+        });
+        println!("chat -> {:<24} {:>8.2} ms {:>6.2}x", upstream.name(), t * 1e3, t / base);
+    }
+}
+
+fn agent_request() -> Vec<u8> {
+    use serde_json::json;
+    let mut messages = vec![json!({"role": "system", "content": "You are a coding agent. ".repeat(400)})];
+    for i in 0..200 {
+        messages.push(json!({"role": "user", "content": format!("step {i}: {}", "look at the file and fix the bug. ".repeat(10))}));
+        let call = json!({"id": format!("call_{i}"), "type": "function", "function": {"name": "read_file", "arguments": format!("{{\"path\":\"src/file_{i}.rs\"}}")}});
+        messages.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
+        messages.push(json!({"role": "tool", "tool_call_id": format!("call_{i}"), "content": "fn main() {\n    println!(\"hello\");\n}\n".repeat(40)}));
+    }
+    let tools = [json!({"type": "function", "function": {"name": "read_file", "description": "Reads a file",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}})];
+    serde_json::to_vec(&json!({"model": "m", "messages": messages, "tools": tools, "stream": true})).unwrap_or_default()
 }

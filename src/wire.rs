@@ -3,6 +3,12 @@
 
 use serde_json::Value;
 
+/// A JSON object whose values are moved in, in order. (`json!` copies every interpolated
+/// value through the serializer: a deep copy of a whole conversation when it is one.)
+pub fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
 pub fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }

@@ -577,7 +577,7 @@ fn build(req: &Request, target: &Target) -> Result<Map<String, Value>, GatewayEr
                 .into_iter()
                 .map(|t| {
                     let role = if t.role == Role::User { "user" } else { "assistant" };
-                    json!({"role": role, "content": t.blocks})
+                    wire::object([("role", json!(role)), ("content", Value::Array(t.blocks))])
                 })
                 .collect(),
         ),
@@ -789,7 +789,7 @@ fn encode_tool(t: &Tool) -> Value {
         }
         _ => json!({"type": "object", "properties": {}}),
     };
-    let mut v = json!({"name": t.name, "input_schema": schema});
+    let mut v = wire::object([("name", json!(t.name)), ("input_schema", schema)]);
     if let Some(d) = t.description.as_deref().filter(|d| !d.is_empty()) {
         v["description"] = json!(d);
     }

@@ -45,7 +45,7 @@ impl Encoder {
 
     fn start_block(&mut self, out: &mut Vec<u8>, block: Value, open: Open) {
         self.close_block(out);
-        Self::write(out, "content_block_start", json!({"type": "content_block_start", "index": self.blocks, "content_block": block}));
+        Self::write(out, "content_block_start", wire::object([("type", json!("content_block_start")), ("index", json!(self.blocks)), ("content_block", block)]));
         self.blocks += 1;
         self.open = open;
     }

@@ -759,11 +759,11 @@ fn media_json(media: &Media, image: bool, param: &str) -> Result<Value, GatewayE
 fn function_response_value(r: &ToolResult) -> Value {
     let text = r.text();
     if r.is_error {
-        return json!({ "error": text });
+        return wire::object([("error", Value::String(text))]);
     }
     match serde_json::from_str::<Value>(&text) {
         Ok(v @ Value::Object(_)) => v,
-        _ => json!({ "output": text }),
+        _ => wire::object([("output", Value::String(text))]),
     }
 }
 
@@ -842,7 +842,7 @@ fn encode_contents(req: &ir::Request) -> Result<Vec<Value>, GatewayError> {
 
     Ok(contents
         .into_iter()
-        .map(|(role, parts)| json!({"role": if role == Role::User { "user" } else { "model" }, "parts": parts}))
+        .map(|(role, parts)| wire::object([("role", json!(if role == Role::User { "user" } else { "model" })), ("parts", Value::Array(parts))]))
         .collect())
 }
 
@@ -871,11 +871,11 @@ fn encode_user_parts(parts: &[Part], names: &std::collections::HashMap<&str, &st
                     out.push(json!({"text": format!("Result of tool call {}: {}", r.call_id, r.text())}));
                     continue;
                 };
-                let mut fr = json!({"name": name, "response": function_response_value(r)});
+                let mut fr = wire::object([("name", json!(name)), ("response", function_response_value(r))]);
                 if let Some(id) = own_id(&r.call_id) {
                     fr["id"] = json!(id);
                 }
-                out.push(json!({ "functionResponse": fr }));
+                out.push(wire::object([("functionResponse", fr)]));
                 // Images returned by a tool go next to the responses, which every
                 // Gemini model accepts (multimodal function responses are Gemini 3 only).
                 for c in &r.content {
@@ -1011,7 +1011,7 @@ fn encode_system(req: &ir::Request) -> Option<Value> {
     if parts.is_empty() {
         None
     } else {
-        Some(json!({ "parts": parts }))
+        Some(wire::object([("parts", Value::Array(parts))]))
     }
 }
 

@@ -64,7 +64,8 @@ pub fn usage_of(u: &Value) -> Usage {
 
 /// One `GenerateContentResponse` (a whole answer or one stream chunk).
 pub fn chunk(meta: &ResponseMeta, parts: Value, finish: Option<StopReason>, u: Option<&Usage>) -> Value {
-    let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
+    let content = wire::object([("parts", parts), ("role", json!("model"))]);
+    let mut candidate = wire::object([("content", content), ("index", json!(0))]);
     if let Some(stop) = finish {
         candidate["finishReason"] = json!(finish_reason(stop));
     }

@@ -10,7 +10,7 @@ use crate::ir::{
 };
 use crate::json_fields::{JsonKind, JsonObject};
 use crate::protocols::{EncodeOptions, Envelope, Protocol, Target};
-use crate::wire::{array_of, bool_of, f64_of, i64_of, str_of, string_of, strings_of, u64_of};
+use crate::wire::{self, array_of, bool_of, f64_of, i64_of, str_of, string_of, strings_of, u64_of};
 
 pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
     let model = body.string("model")?;
@@ -337,7 +337,7 @@ pub fn encode(req: &Request, target: &Target) -> Result<Value, GatewayError> {
                 }
                 if !rest.is_empty() {
                     let content = if rest.len() == 1 && rest[0]["type"] == "text" { rest[0]["text"].clone() } else { Value::Array(rest) };
-                    messages.push(json!({"role": "user", "content": content}));
+                    messages.push(wire::object([("role", json!("user")), ("content", content)]));
                 }
             }
             Role::Assistant => {
@@ -365,13 +365,13 @@ pub fn encode(req: &Request, target: &Target) -> Result<Value, GatewayError> {
             }
         }
     }
-    let mut body = json!({"model": target.model, "messages": messages});
+    let mut body = wire::object([("model", json!(target.model)), ("messages", Value::Array(messages))]);
     if !req.tools.is_empty() {
         body["tools"] = Value::Array(req.tools.iter().map(|t| {
-            let mut f = json!({"name": t.name, "parameters": t.parameters});
+            let mut f = wire::object([("name", json!(t.name)), ("parameters", t.parameters.clone())]);
             if let Some(d) = &t.description { f["description"] = json!(d); }
             if let Some(s) = t.strict { f["strict"] = json!(s); }
-            json!({"type": "function", "function": f})
+            wire::object([("type", json!("function")), ("function", f)])
         }).collect());
         if let Some(p) = req.parallel_tool_calls {
             body["parallel_tool_calls"] = json!(p);

@@ -14,7 +14,7 @@ use crate::ir::{
 };
 use crate::json_fields::{JsonKind, JsonObject};
 use crate::protocols::{EncodeOptions, Envelope, Protocol, Target};
-use crate::wire::str_of;
+use crate::wire::{self, str_of};
 
 pub fn envelope(body: &JsonObject) -> Result<Envelope, GatewayError> {
     let model = body.string("model")?;
@@ -725,7 +725,7 @@ fn input_messages(req: &Request, store: bool) -> Vec<Value> {
         };
         let flush = |pending: &mut Vec<Value>, items: &mut Vec<Value>| {
             if !pending.is_empty() {
-                items.push(json!({"type": "message", "role": role, "content": std::mem::take(pending)}));
+                items.push(wire::object([("type", json!("message")), ("role", json!(role)), ("content", Value::Array(std::mem::take(pending)))]));
             }
         };
         for (k, p) in m.parts.iter().enumerate() {
@@ -740,7 +740,7 @@ fn input_messages(req: &Request, store: bool) -> Vec<Value> {
                 }
                 (_, Part::ToolResult(r)) => {
                     flush(&mut pending, &mut items);
-                    items.push(json!({"type": "function_call_output", "call_id": r.call_id, "output": tool_output(r)}));
+                    items.push(wire::object([("type", json!("function_call_output")), ("call_id", json!(r.call_id)), ("output", tool_output(r))]));
                 }
                 (_, Part::Reasoning(r)) => {
                     // OpenAI rejects a reasoning item without the item it produced
@@ -852,7 +852,7 @@ fn prompt(req: &Request, target: &Target, store: bool) -> Map<String, Value> {
         }
     }
     if !system_media.is_empty() {
-        input.push(json!({"type": "message", "role": "developer", "content": system_media}));
+        input.push(wire::object([("type", json!("message")), ("role", json!("developer")), ("content", Value::Array(system_media))]));
     }
     input.extend(input_messages(req, store));
     body.insert("input".into(), Value::Array(input));
@@ -862,9 +862,9 @@ fn prompt(req: &Request, target: &Target, store: bool) -> Map<String, Value> {
             .tools
             .iter()
             .map(|t| {
-                let mut v = json!({"type": "function", "name": t.name, "parameters": t.parameters,
-                    // Responses defaults `strict` to true, which rejects ordinary schemas.
-                    "strict": t.strict.unwrap_or(false)});
+                // Responses defaults `strict` to true, which rejects ordinary schemas.
+                let mut v = wire::object([("type", json!("function")), ("name", json!(t.name)), ("parameters", t.parameters.clone()),
+                    ("strict", json!(t.strict.unwrap_or(false)))]);
                 if let Some(d) = &t.description {
                     v["description"] = json!(d);
                 }

@@ -46,7 +46,7 @@ pub fn output_text(text: &str) -> Value {
 /// A message item; `texts` `None` is the empty in-progress item of `output_item.added`.
 pub fn message_item(id: &str, texts: Option<&[&str]>, status: &str) -> Value {
     let content: Vec<Value> = texts.unwrap_or(&[]).iter().map(|t| output_text(t)).collect();
-    json!({"type": "message", "id": id, "status": status, "role": "assistant", "content": content})
+    wire::object([("type", json!("message")), ("id", json!(id)), ("status", json!(status)), ("role", json!("assistant")), ("content", Value::Array(content))])
 }
 
 pub fn summary(text: &str) -> Value {

@@ -78,12 +78,12 @@ impl Encoder {
 
     fn item_added(&mut self, out: &mut Vec<u8>, item: Value) {
         let index = self.output_index();
-        self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
+        self.emit(out, "response.output_item.added", wire::object([("output_index", json!(index)), ("item", item)]));
     }
 
     fn item_done(&mut self, out: &mut Vec<u8>, item: Value) {
         let index = self.output_index();
-        self.emit(out, "response.output_item.done", json!({"output_index": index, "item": item.clone()}));
+        self.emit(out, "response.output_item.done", wire::object([("output_index", json!(index)), ("item", item.clone())]));
         self.done.push(item);
     }
 
@@ -191,7 +191,7 @@ impl Encoder {
         let status = status_for(stop);
         let response = object(&meta, status, self.done.clone(), Some(stop), Some(usage));
         let kind = if status == "completed" { "response.completed" } else { "response.incomplete" };
-        self.emit(out, kind, json!({"response": response}));
+        self.emit(out, kind, wire::object([("response", response)]));
         self.ended = true;
     }
 }
@@ -207,8 +207,8 @@ impl StreamEncoder for Encoder {
             }
             self.meta = Some(meta.clone());
             let response = object(meta, "in_progress", vec![], None, None);
-            self.emit(out, "response.created", json!({"response": response.clone()}));
-            self.emit(out, "response.in_progress", json!({"response": response}));
+            self.emit(out, "response.created", wire::object([("response", response.clone())]));
+            self.emit(out, "response.in_progress", wire::object([("response", response)]));
             return;
         }
         let Some(meta) = self.meta.clone() else { return };
@@ -305,7 +305,7 @@ impl StreamEncoder for Encoder {
         let Some(meta) = self.meta.clone() else { return };
         let mut response = object(&meta, "failed", self.done.clone(), None, None);
         response["error"] = super::error::response_error(error);
-        self.emit(out, "response.failed", json!({"response": response}));
+        self.emit(out, "response.failed", wire::object([("response", response)]));
     }
 }
 
