@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::carrier;
 use crate::error::{ErrorKind, GatewayError};
 use crate::ir::{Reasoning, ResponseMeta, StopReason, StreamEvent, Usage};
-use crate::protocols::{write_sse, Protocol, StreamDecoder, StreamEncoder, StreamFraming};
+use crate::protocols::{Protocol, StreamDecoder, StreamEncoder, StreamFraming};
 use crate::wire;
 
 use super::request::OWN_ID_PREFIX;
@@ -39,6 +39,8 @@ pub struct Encoder {
     call: Option<OpenCall>,
     /// Whether the open reasoning block's text went out as deltas.
     reasoning_streamed: bool,
+    /// Every chunk's `"modelVersion":…,"responseId":…}`, written once per stream.
+    tail: String,
 }
 
 impl Encoder {
@@ -51,15 +53,26 @@ impl Encoder {
             pending_signature: None,
             call: None,
             reasoning_streamed: false,
+            tail: Self::tail_of(None),
         }
     }
 
-    fn write(&mut self, out: &mut Vec<u8>, data: &str, last: bool) {
+    fn tail_of(meta: Option<&ResponseMeta>) -> String {
+        let fields = json!({"modelVersion": meta.map_or("", |m| m.model.as_str()), "responseId": meta.map_or("", |m| m.id.as_str())});
+        let text = fields.to_string();
+        text[1..].to_string()
+    }
+
+    fn write(&mut self, out: &mut Vec<u8>, data: &[u8], last: bool) {
         match self.framing {
-            StreamFraming::Sse => write_sse(out, None, data),
+            StreamFraming::Sse => {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(data);
+                out.extend_from_slice(b"\n\n");
+            }
             StreamFraming::JsonArray => {
                 out.extend_from_slice(if self.wrote_element { b",\r\n" } else { b"[" });
-                out.extend_from_slice(data.as_bytes());
+                out.extend_from_slice(data);
                 self.wrote_element = true;
                 if last {
                     out.extend_from_slice(b"]");
@@ -75,8 +88,14 @@ impl Encoder {
         self.meta.clone().unwrap_or(ResponseMeta { id: String::new(), model: String::new(), created: 0 })
     }
 
+    /// A chunk of parts without finish or usage, which is most of a stream: written as
+    /// `response::chunk` would be, serialising only the parts.
     fn emit(&mut self, out: &mut Vec<u8>, parts: Vec<Value>) {
-        let data = chunk(&self.meta(), Value::Array(parts), None, None).to_string();
+        let mut data = Vec::with_capacity(128 + self.tail.len());
+        data.extend_from_slice(b"{\"candidates\":[{\"content\":{\"parts\":");
+        let _ = serde_json::to_writer(&mut data, &parts);
+        data.extend_from_slice(b",\"role\":\"model\"},\"index\":0}],");
+        data.extend_from_slice(self.tail.as_bytes());
         self.write(out, &data, false);
     }
 
@@ -111,7 +130,10 @@ impl StreamEncoder for Encoder {
             }
         }
         match event {
-            StreamEvent::Start { meta, .. } => self.meta = Some(meta.clone()),
+            StreamEvent::Start { meta, .. } => {
+                self.tail = Self::tail_of(Some(meta));
+                self.meta = Some(meta.clone());
+            }
             StreamEvent::TextDelta(text) => {
                 self.reasoning_streamed = false;
                 if text.is_empty() && self.pending_signature.is_none() {
@@ -165,7 +187,7 @@ impl StreamEncoder for Encoder {
                     parts.push(json!({"text": ""}));
                 }
                 let data = chunk(&self.meta(), Value::Array(parts), Some(*stop), Some(usage)).to_string();
-                self.write(out, &data, true);
+                self.write(out, data.as_bytes(), true);
             }
         }
     }
@@ -175,7 +197,7 @@ impl StreamEncoder for Encoder {
             return;
         }
         let data = super::error::render(error);
-        self.write(out, &data, true);
+        self.write(out, data.as_bytes(), true);
     }
 }
 

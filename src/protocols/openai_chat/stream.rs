@@ -17,7 +17,8 @@ use super::response::{call_id, finish_reason, stop_from, usage, usage_from};
 
 pub struct Encoder {
     options: EncodeOptions,
-    meta: Option<ResponseMeta>,
+    /// Every chunk's bytes up to its `choices` (stable id, created, model), written once.
+    head: String,
     next_tool: usize,
     /// The last finished reasoning block, until we know whether a tool call follows it.
     reasoning: Option<Reasoning>,
@@ -27,19 +28,33 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(options: EncodeOptions) -> Self {
-        Encoder { options, meta: None, next_tool: 0, reasoning: None, reasoning_streamed: false }
+        let mut encoder = Encoder { options, head: String::new(), next_tool: 0, reasoning: None, reasoning_streamed: false };
+        encoder.set_meta(None);
+        encoder
     }
 
-    fn chunk(&self, delta: Value, finish: Option<&str>) -> String {
-        let meta = self.meta.as_ref();
-        json!({
+    fn set_meta(&mut self, meta: Option<&ResponseMeta>) {
+        let head = json!({
             "id": format!("chatcmpl-{}", meta.map(|m| m.id.as_str()).unwrap_or("")),
             "object": "chat.completion.chunk",
             "created": meta.map(|m| m.created).unwrap_or(0),
             "model": meta.map(|m| m.model.as_str()).unwrap_or(""),
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
         })
-        .to_string()
+        .to_string();
+        // `{…}` without its closing brace: each chunk appends `,"choices":…}`.
+        self.head = head[..head.len() - 1].to_string();
+    }
+
+    /// Writes one chunk as an SSE event: the fixed head, then this chunk's choice. Text
+    /// deltas are most of a stream; only their own bytes are serialised.
+    fn chunk(&self, out: &mut Vec<u8>, delta: &Value, finish: Option<&str>) {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(self.head.as_bytes());
+        out.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
+        let _ = serde_json::to_writer(&mut *out, delta);
+        out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+        let _ = serde_json::to_writer(&mut *out, &finish);
+        out.extend_from_slice(b"}]}\n\n");
     }
 }
 
@@ -48,18 +63,18 @@ impl StreamEncoder for Encoder {
         let reasoning = self.reasoning.take();
         match event {
             StreamEvent::Start { meta, .. } => {
-                self.meta = Some(meta.clone());
-                write_sse(out, None, &self.chunk(json!({"role": "assistant", "content": ""}), None));
+                self.set_meta(Some(meta));
+                self.chunk(out, &json!({"role": "assistant", "content": ""}), None);
             }
-            StreamEvent::TextDelta(text) => write_sse(out, None, &self.chunk(json!({"content": text}), None)),
+            StreamEvent::TextDelta(text) => self.chunk(out, &json!({"content": text}), None),
             StreamEvent::ReasoningDelta(text) => {
                 self.reasoning_streamed = true;
-                write_sse(out, None, &self.chunk(json!({"reasoning_content": text}), None))
+                self.chunk(out, &json!({"reasoning_content": text}), None)
             }
             StreamEvent::ReasoningEnd(r) => {
                 // A block whose text came whole (no deltas) still shows.
                 if !std::mem::take(&mut self.reasoning_streamed) && !r.text.is_empty() {
-                    write_sse(out, None, &self.chunk(json!({"reasoning_content": r.text}), None));
+                    self.chunk(out, &json!({"reasoning_content": r.text}), None);
                 }
                 self.reasoning = Some(r.clone());
             }
@@ -69,26 +84,21 @@ impl StreamEncoder for Encoder {
                 let index = self.next_tool;
                 self.next_tool += 1;
                 let delta = json!({"tool_calls": [{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]});
-                write_sse(out, None, &self.chunk(delta, None));
+                self.chunk(out, &delta, None);
             }
             StreamEvent::ToolCallDelta(args) => {
                 let index = self.next_tool.saturating_sub(1);
                 let delta = json!({"tool_calls": [{"index": index, "function": {"arguments": args}}]});
-                write_sse(out, None, &self.chunk(delta, None));
+                self.chunk(out, &delta, None);
             }
             StreamEvent::Finish { stop, usage: u } => {
-                write_sse(out, None, &self.chunk(json!({}), Some(finish_reason(*stop))));
+                self.chunk(out, &json!({}), Some(finish_reason(*stop)));
                 if self.options.include_usage {
-                    let meta = self.meta.as_ref();
-                    let chunk = json!({
-                        "id": format!("chatcmpl-{}", meta.map(|m| m.id.as_str()).unwrap_or("")),
-                        "object": "chat.completion.chunk",
-                        "created": meta.map(|m| m.created).unwrap_or(0),
-                        "model": meta.map(|m| m.model.as_str()).unwrap_or(""),
-                        "choices": [],
-                        "usage": usage(u),
-                    });
-                    write_sse(out, None, &chunk.to_string());
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(self.head.as_bytes());
+                    out.extend_from_slice(b",\"choices\":[],\"usage\":");
+                    let _ = serde_json::to_writer(&mut *out, &usage(u));
+                    out.extend_from_slice(b"}\n\n");
                 }
                 write_sse(out, None, "[DONE]");
             }
