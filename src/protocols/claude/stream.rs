@@ -40,7 +40,15 @@ pub struct Encoder {
 
 impl Encoder {
     fn write(out: &mut Vec<u8>, name: &str, data: Value) {
-        write_sse(out, Some(name), &data.to_string());
+        Self::event_head(out, name);
+        let _ = serde_json::to_writer(&mut *out, &data);
+        out.extend_from_slice(b"\n\n");
+    }
+
+    fn event_head(out: &mut Vec<u8>, name: &str) {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
     }
 
     fn start_block(&mut self, out: &mut Vec<u8>, block: Value, open: Open) {
@@ -50,9 +58,13 @@ impl Encoder {
         self.open = open;
     }
 
+    /// A `content_block_delta` of the open block (most of a stream), serialising only `delta`.
     fn delta(&self, out: &mut Vec<u8>, delta: Value) {
         let index = self.blocks.saturating_sub(1);
-        Self::write(out, "content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": delta}));
+        Self::event_head(out, "content_block_delta");
+        out.extend_from_slice(format!("{{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":").as_bytes());
+        let _ = serde_json::to_writer(&mut *out, &delta);
+        out.extend_from_slice(b"}\n\n");
     }
 
     fn close_block(&mut self, out: &mut Vec<u8>) {

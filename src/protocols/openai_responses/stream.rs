@@ -65,11 +65,29 @@ impl Encoder {
         Encoder { sequence: 0, meta: None, open: Open::None, done: Vec::new(), n_msg: 0, n_rs: 0, n_fc: 0, ended: false, custom_tools }
     }
 
+    /// Writes an event: `data`'s fields, then `type` and `sequence_number` (the order the
+    /// previous encoder produced), serialised straight into `out`.
     fn emit(&mut self, out: &mut Vec<u8>, kind: &str, mut data: Value) {
-        data["type"] = json!(kind);
-        data["sequence_number"] = json!(self.sequence);
+        let sequence = self.sequence;
         self.sequence += 1;
-        write_sse(out, Some(kind), &data.to_string());
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\ndata: ");
+        match &data {
+            Value::Object(m) if !m.is_empty() && !m.contains_key("type") && !m.contains_key("sequence_number") => {
+                let _ = serde_json::to_writer(&mut *out, &data);
+                out.pop(); // its closing brace
+                out.extend_from_slice(b",\"type\":");
+                let _ = serde_json::to_writer(&mut *out, kind);
+                out.extend_from_slice(format!(",\"sequence_number\":{sequence}}}").as_bytes());
+            }
+            _ => {
+                data["type"] = json!(kind);
+                data["sequence_number"] = json!(sequence);
+                let _ = serde_json::to_writer(&mut *out, &data);
+            }
+        }
+        out.extend_from_slice(b"\n\n");
     }
 
     fn output_index(&self) -> usize {
