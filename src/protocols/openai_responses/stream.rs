@@ -132,9 +132,32 @@ impl Encoder {
 
     fn summary_delta(&mut self, out: &mut Vec<u8>, id: &str, delta: &str) {
         let index = self.output_index();
-        self.emit(out, "response.reasoning_summary_text.delta", json!({
-            "item_id": id, "output_index": index, "summary_index": 0, "delta": delta,
-        }));
+        self.emit_delta(out, "response.reasoning_summary_text.delta", id, index, Some("summary_index"), delta, false);
+    }
+
+    /// A `*.delta` event (most of a stream), written without building a JSON value: the same
+    /// bytes [`Encoder::emit`] writes for `{"item_id", "output_index", <slot>: 0, "delta"
+    /// [, "logprobs": []]}`.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_delta(&mut self, out: &mut Vec<u8>, kind: &str, id: &str, index: usize, slot: Option<&str>, delta: &str, logprobs: bool) {
+        let sequence = self.sequence;
+        self.sequence += 1;
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\ndata: {\"item_id\":");
+        let _ = serde_json::to_writer(&mut *out, id);
+        out.extend_from_slice(format!(",\"output_index\":{index},").as_bytes());
+        if let Some(slot) = slot {
+            out.extend_from_slice(format!("\"{slot}\":0,").as_bytes());
+        }
+        out.extend_from_slice(b"\"delta\":");
+        let _ = serde_json::to_writer(&mut *out, delta);
+        if logprobs {
+            out.extend_from_slice(b",\"logprobs\":[]");
+        }
+        out.extend_from_slice(b",\"type\":");
+        let _ = serde_json::to_writer(&mut *out, kind);
+        out.extend_from_slice(format!(",\"sequence_number\":{sequence}}}\n\n").as_bytes());
     }
 
     /// Ends the open reasoning item with `r` (its payload), or with its text alone.
@@ -241,13 +264,10 @@ impl StreamEncoder for Encoder {
                     return;
                 }
                 let index = self.output_index();
-                if let Open::Message { id, text } = &mut self.open {
-                    text.push_str(delta);
-                    let data = json!({
-                        "item_id": id, "output_index": index, "content_index": 0, "delta": delta, "logprobs": [],
-                    });
-                    self.emit(out, "response.output_text.delta", data);
-                }
+                let Open::Message { id, text } = &mut self.open else { return };
+                text.push_str(delta);
+                let id = id.clone();
+                self.emit_delta(out, "response.output_text.delta", &id, index, Some("content_index"), delta, true);
             }
             StreamEvent::ReasoningDelta(delta) => {
                 if !matches!(self.open, Open::Reasoning { .. }) {
@@ -297,16 +317,15 @@ impl StreamEncoder for Encoder {
                     return;
                 }
                 let index = self.output_index();
-                if let Open::Call { id, call } = &mut self.open {
-                    call.arguments.push_str(delta);
-                    // A freeform call's input is only known whole (it is a JSON string
-                    // inside the arguments): it goes out when the call ends.
-                    if self.custom_tools.contains(&call.name) {
-                        return;
-                    }
-                    let data = json!({"item_id": id, "output_index": index, "delta": delta});
-                    self.emit(out, "response.function_call_arguments.delta", data);
+                let Open::Call { id, call } = &mut self.open else { return };
+                call.arguments.push_str(delta);
+                // A freeform call's input is only known whole (it is a JSON string
+                // inside the arguments): it goes out when the call ends.
+                if self.custom_tools.contains(&call.name) {
+                    return;
                 }
+                let id = id.clone();
+                self.emit_delta(out, "response.function_call_arguments.delta", &id, index, None, delta, false);
             }
             StreamEvent::Finish { stop, usage } => self.terminal(out, *stop, usage),
         }

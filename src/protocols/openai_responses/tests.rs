@@ -1320,3 +1320,37 @@ fn codex_shaped_request_decodes() {
         assert!(wire.to_string().contains("apply_patch"), "{upstream:?}");
     }
 }
+
+#[test]
+fn delta_events_have_the_fields_and_order_of_the_other_events() {
+    let mut enc = stream::Encoder::new(Vec::new());
+    let mut out = Vec::new();
+    for e in [
+        StreamEvent::Start { meta: meta(), input_tokens: 3 },
+        StreamEvent::ReasoningDelta("think \"hard\"".into()),
+        StreamEvent::TextDelta("line\nnext".into()),
+        StreamEvent::ToolCallStart { id: "call_1".into(), name: "f".into() },
+        StreamEvent::ToolCallDelta("{\"a\":1}".into()),
+        StreamEvent::Finish { stop: StopReason::ToolUse, usage: Usage::default() },
+    ] {
+        enc.event(&e, &mut out);
+    }
+    let mut seen = Vec::new();
+    for (sequence, event) in sse::Decoder::new().feed(&out).into_iter().enumerate() {
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        let keys: Vec<&str> = data.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(data["sequence_number"], json!(sequence), "{}", event.data);
+        assert_eq!(data["type"].as_str(), event.event.as_deref());
+        let expected: &[&str] = match event.event.as_deref() {
+            Some("response.output_text.delta") => &["item_id", "output_index", "content_index", "delta", "logprobs", "type", "sequence_number"],
+            Some("response.reasoning_summary_text.delta") => &["item_id", "output_index", "summary_index", "delta", "type", "sequence_number"],
+            Some("response.function_call_arguments.delta") => &["item_id", "output_index", "delta", "type", "sequence_number"],
+            _ => continue,
+        };
+        assert_eq!(keys, expected);
+        seen.push((data["delta"].as_str().unwrap().to_string(), data["item_id"].as_str().unwrap().to_string()));
+    }
+    let deltas: Vec<&str> = seen.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(deltas, ["think \"hard\"", "line\nnext", "{\"a\":1}"]);
+    assert!(seen.iter().all(|(_, id)| !id.is_empty()));
+}
