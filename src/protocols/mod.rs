@@ -202,14 +202,20 @@ pub fn decode_error(protocol: Protocol, status: u16, body: &[u8]) -> GatewayErro
 
 /// Writes one SSE event: an optional `event:` line and a single-line `data:` payload.
 pub(crate) fn write_sse(out: &mut Vec<u8>, event: Option<&str>, data: &str) {
+    sse_head(out, event);
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b"\n\n");
+}
+
+/// Starts an SSE event up to its `data: ` (encoders that serialise the payload straight
+/// into `out` then end it with `\n\n`).
+pub(crate) fn sse_head(out: &mut Vec<u8>, event: Option<&str>) {
     if let Some(name) = event {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());
         out.push(b'\n');
     }
     out.extend_from_slice(b"data: ");
-    out.extend_from_slice(data.as_bytes());
-    out.extend_from_slice(b"\n\n");
 }
 
 /// What the gateway must know of a client request before deciding where it goes.

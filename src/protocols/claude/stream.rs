@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::carrier;
 use crate::error::{ErrorKind, GatewayError};
 use crate::ir::{Reasoning, ResponseMeta, StopReason, StreamEvent, Usage};
-use crate::protocols::{write_sse, Protocol, StreamDecoder, StreamEncoder};
+use crate::protocols::{sse_head, write_sse, Protocol, StreamDecoder, StreamEncoder};
 use crate::wire;
 
 use super::response::{parse_stop_reason, read_usage, stop_reason, usage};
@@ -40,15 +40,9 @@ pub struct Encoder {
 
 impl Encoder {
     fn write(out: &mut Vec<u8>, name: &str, data: Value) {
-        Self::event_head(out, name);
+        sse_head(out, Some(name));
         let _ = serde_json::to_writer(&mut *out, &data);
         out.extend_from_slice(b"\n\n");
-    }
-
-    fn event_head(out: &mut Vec<u8>, name: &str) {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\ndata: ");
     }
 
     fn start_block(&mut self, out: &mut Vec<u8>, block: Value, open: Open) {
@@ -61,7 +55,7 @@ impl Encoder {
     /// A `content_block_delta` of the open block (most of a stream), serialising only `delta`.
     fn delta(&self, out: &mut Vec<u8>, delta: Value) {
         let index = self.blocks.saturating_sub(1);
-        Self::event_head(out, "content_block_delta");
+        sse_head(out, Some("content_block_delta"));
         out.extend_from_slice(format!("{{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":").as_bytes());
         let _ = serde_json::to_writer(&mut *out, &delta);
         out.extend_from_slice(b"}\n\n");

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::carrier;
 use crate::error::{ErrorKind, GatewayError};
 use crate::ir::{Reasoning, ResponseMeta, StopReason, StreamEvent, Usage};
-use crate::protocols::{Protocol, StreamDecoder, StreamEncoder, StreamFraming};
+use crate::protocols::{sse_head, Protocol, StreamDecoder, StreamEncoder, StreamFraming};
 use crate::wire;
 
 use super::request::OWN_ID_PREFIX;
@@ -66,7 +66,7 @@ impl Encoder {
     fn write(&mut self, out: &mut Vec<u8>, data: &[u8], last: bool) {
         match self.framing {
             StreamFraming::Sse => {
-                out.extend_from_slice(b"data: ");
+                sse_head(out, None);
                 out.extend_from_slice(data);
                 out.extend_from_slice(b"\n\n");
             }

@@ -1262,3 +1262,14 @@ fn tool_results_with_text_stay_in_the_current_turn() {
     assert_eq!(body["contents"][1]["parts"][0]["thoughtSignature"], json!(request::DUMMY_SIGNATURE));
     assert_eq!(body["contents"][3]["parts"][0]["thoughtSignature"], json!(request::DUMMY_SIGNATURE));
 }
+
+#[test]
+fn stream_chunks_are_written_as_response_chunk_writes_them() {
+    // The encoder writes its delta chunks from a template; they must stay `response::chunk`'s bytes.
+    let mut enc = stream::Encoder::new(StreamFraming::Sse);
+    let mut out = Vec::new();
+    enc.event(&StreamEvent::Start { meta: meta(), input_tokens: 1 }, &mut out);
+    enc.event(&StreamEvent::TextDelta("say \"hi\"\n".into()), &mut out);
+    let expected = response::chunk(&meta(), json!([{"text": "say \"hi\"\n"}]), None, None).to_string();
+    assert_eq!(String::from_utf8(out).unwrap(), format!("data: {expected}\n\n"));
+}

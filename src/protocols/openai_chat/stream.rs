@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::ir::{Reasoning, ResponseMeta, StreamEvent, ToolCall, Usage};
-use crate::protocols::{write_sse, EncodeOptions, Protocol, StreamDecoder, StreamEncoder};
+use crate::protocols::{sse_head, write_sse, EncodeOptions, Protocol, StreamDecoder, StreamEncoder};
 use crate::sse;
 use crate::wire::{str_of, string_of};
 
@@ -48,7 +48,7 @@ impl Encoder {
     /// Writes one chunk as an SSE event: the fixed head, then this chunk's choice. Text
     /// deltas are most of a stream; only their own bytes are serialised.
     fn chunk(&self, out: &mut Vec<u8>, delta: &Value, finish: Option<&str>) {
-        out.extend_from_slice(b"data: ");
+        sse_head(out, None);
         out.extend_from_slice(self.head.as_bytes());
         out.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
         let _ = serde_json::to_writer(&mut *out, delta);
@@ -94,7 +94,7 @@ impl StreamEncoder for Encoder {
             StreamEvent::Finish { stop, usage: u } => {
                 self.chunk(out, &json!({}), Some(finish_reason(*stop)));
                 if self.options.include_usage {
-                    out.extend_from_slice(b"data: ");
+                    sse_head(out, None);
                     out.extend_from_slice(self.head.as_bytes());
                     out.extend_from_slice(b",\"choices\":[],\"usage\":");
                     let _ = serde_json::to_writer(&mut *out, &usage(u));

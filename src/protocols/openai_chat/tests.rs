@@ -295,3 +295,29 @@ fn audio_input_reaches_chat_and_gemini_and_is_refused_clearly_elsewhere() {
         assert_eq!(request::decode(&bad).unwrap_err().status(), 400);
     }
 }
+
+#[test]
+fn stream_chunks_keep_the_chunk_object_s_fields_and_order() {
+    // The encoder writes chunks from a head serialised once per stream.
+    let mut enc = stream::Encoder::new(EncodeOptions { include_usage: true, ..EncodeOptions::default() });
+    let mut out = Vec::new();
+    enc.event(&StreamEvent::Start { meta: meta(), input_tokens: 1 }, &mut out);
+    enc.event(&StreamEvent::TextDelta("say \"hi\"".into()), &mut out);
+    enc.event(&StreamEvent::Finish { stop: StopReason::EndTurn, usage: Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() } }, &mut out);
+    let head = json!({"id": "chatcmpl-gw1", "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": "oai.gpt-4o"});
+    let with = |extra: Value| {
+        let mut chunk = head.clone();
+        chunk.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        format!("data: {chunk}\n\n")
+    };
+    let choice = |delta: Value, finish: Value| with(json!({"choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}));
+    let expected = [
+        choice(json!({"role": "assistant", "content": ""}), Value::Null),
+        choice(json!({"content": "say \"hi\""}), Value::Null),
+        choice(json!({}), json!("stop")),
+        with(json!({"choices": [], "usage": super::response::usage(&Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() })})),
+        "data: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    assert_eq!(String::from_utf8(out).unwrap(), expected);
+}

@@ -17,13 +17,13 @@ use serde_json::{json, Value};
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::ir::{Reasoning, ResponseMeta, StopReason, StreamEvent, ToolCall, Usage};
-use crate::protocols::{write_sse, StreamDecoder, StreamEncoder};
+use crate::protocols::{sse_head, write_sse, StreamDecoder, StreamEncoder};
 use crate::sse;
 use crate::wire;
 
 use super::request::freeform_input;
 use super::response::{
-    custom_tool_call_item, function_call_id, function_call_item, message_id, message_item, object, output_text, reasoning_id,
+    call_item, custom_tool_call_item, function_call_id, function_call_item, message_id, message_item, object, output_text, reasoning_id,
     reasoning_item, reasoning_of, status_for, stop_of, upstream_error, usage_of,
 };
 
@@ -70,9 +70,7 @@ impl Encoder {
     fn emit(&mut self, out: &mut Vec<u8>, kind: &str, mut data: Value) {
         let sequence = self.sequence;
         self.sequence += 1;
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\ndata: ");
+        sse_head(out, Some(kind));
         match &data {
             Value::Object(m) if !m.is_empty() && !m.contains_key("type") && !m.contains_key("sequence_number") => {
                 let _ = serde_json::to_writer(&mut *out, &data);
@@ -142,9 +140,8 @@ impl Encoder {
     fn emit_delta(&mut self, out: &mut Vec<u8>, kind: &str, id: &str, index: usize, slot: Option<&str>, delta: &str, logprobs: bool) {
         let sequence = self.sequence;
         self.sequence += 1;
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\ndata: {\"item_id\":");
+        sse_head(out, Some(kind));
+        out.extend_from_slice(b"{\"item_id\":");
         let _ = serde_json::to_writer(&mut *out, id);
         out.extend_from_slice(format!(",\"output_index\":{index},").as_bytes());
         if let Some(slot) = slot {
@@ -305,11 +302,7 @@ impl StreamEncoder for Encoder {
                 let item_id = function_call_id(&meta, self.n_fc);
                 self.n_fc += 1;
                 let call = ToolCall { id: id.clone(), name: name.clone(), arguments: String::new() };
-                let item = match self.custom_tools.contains(name) {
-                    true => custom_tool_call_item(&item_id, &call, ""),
-                    false => function_call_item(&item_id, &call, "in_progress"),
-                };
-                self.item_added(out, item);
+                self.item_added(out, call_item(&item_id, &call, "in_progress", &self.custom_tools));
                 self.open = Open::Call { id: item_id, call };
             }
             StreamEvent::ToolCallDelta(delta) => {
