@@ -80,10 +80,9 @@ def main() -> int:
         for name, spec in zip("abcdefgh", args.builds):
             src, _, setting = spec.partition(":logRequests=")
             config = bench.gateway_config(base) | ({"logRequests": setting} if setting else {})
-            gw_vars = {"ANY_API_CONFIG": json.dumps(config), "WORKER_AUTH_KEY": bench.GATEWAY_KEY}
             snap = tmp / f"snapshot-{name}" / "build"
             bench.snapshot_build(Path(src), snap)
-            gws.append(bench.start_wrangler(procs, tmp, f"gateway-{name}", snap / "entry.mjs", gw_vars, "warn"))
+            gws.append(bench.start_wrangler(procs, tmp, f"gateway-{name}", snap / "entry.mjs", bench.gateway_vars(config), "warn"))
             print(f"gateway-{name}: {spec}")
         floor = bench.start_wrangler(procs, tmp, "floor", bench.FLOOR, floor_vars, "warn")
         probe = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"

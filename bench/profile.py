@@ -124,10 +124,9 @@ def main() -> int:
     try:
         mock = bench.start_mock(procs, tmp, True)
         base = f"http://127.0.0.1:{mock.port}"
-        cfg = bench.gateway_config(base)
         snap = tmp / "snapshot"
         bench.snapshot_build(bench.ENTRY.parent, snap / "build")
-        gw_vars = {"ANY_API_CONFIG": json.dumps(cfg), "WORKER_AUTH_KEY": bench.GATEWAY_KEY}
+        gw_vars = bench.gateway_vars(bench.gateway_config(base))
         if args.target == "floor":
             gw = bench.start_wrangler(procs, tmp, "gateway", bench.FLOOR, bench.floor_worker_vars(base), "warn")
         else:

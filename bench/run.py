@@ -568,6 +568,11 @@ def gateway_config(mock_base: str) -> dict:
         "echo": {"type": "echo", "models": ["e1"]}}}
 
 
+def gateway_vars(config: dict) -> dict:
+    """The gateway's wrangler vars for an ANY_API_CONFIG: the config and the caller key."""
+    return {"ANY_API_CONFIG": json.dumps(config, separators=(",", ":")), "WORKER_AUTH_KEY": GATEWAY_KEY}
+
+
 def floor_worker_vars(mock_base: str) -> dict:
     """bench/floor-worker.mjs's vars: the same two mock endpoints and keys."""
     return {"UPSTREAM_URL": mock_base + CHAT_PATH, "UPSTREAM_MESSAGES_URL": mock_base + "/v1/messages",
@@ -934,7 +939,7 @@ def main(argv=None) -> int:
                          "stalls ~40 ms on Nagle + delayed ACK (see --mock-nagle)")
         mock_base = f"http://127.0.0.1:{mock.port}"
         cfg = gateway_config(mock_base)
-        gw_vars = {"ANY_API_CONFIG": json.dumps(cfg, separators=(",", ":")), "WORKER_AUTH_KEY": GATEWAY_KEY}
+        gw_vars = gateway_vars(cfg)
         floor_vars = floor_worker_vars(mock_base)
         log("starting wrangler dev: gateway, floor" +
             ("" if args.no_log_compare else ", gateway@error, gateway@log, gateway-quiet (logRequests: errors)"))
@@ -943,7 +948,7 @@ def main(argv=None) -> int:
         snap = tmp / "snapshot"
         snapshot_build(ENTRY.parent, snap / "build")
         entry = snap / "build" / "entry.mjs"
-        quiet_vars = dict(gw_vars, ANY_API_CONFIG=json.dumps(dict(cfg, logRequests="errors"), separators=(",", ":")))
+        quiet_vars = gateway_vars(dict(cfg, logRequests="errors"))
         wasm_sha = sha(snap / "build" / WASM.name)
         wbytes, wgz, how = wasm_gzip_size(snap / "build" / WASM.name)
         gw = start_wrangler(procs, tmp, "gateway", entry, gw_vars, "warn")
