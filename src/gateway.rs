@@ -634,6 +634,18 @@ pub fn upstream_reply_headers(upstream_headers: &[(String, String)]) -> Vec<(Str
     out
 }
 
+/// The headers of a 2xx answer relayed to the caller unparsed, as it arrives. Such a body
+/// is sent uncompressed: when the upstream cuts it short, the runtime's compressor ends the
+/// gzip stream as if it were complete (seen under workerd: a 200 with a clean chunked end
+/// and an empty body), while an uncompressed body ends short of its length, so the caller's
+/// HTTP client reports the broken transfer (and SDKs retry it).
+pub fn relayed_reply_headers(mut kept: Vec<(String, String)>) -> Vec<(String, String)> {
+    if !kept.iter().any(|(name, _)| name == "content-encoding") {
+        kept.push(("content-encoding".into(), "identity".into()));
+    }
+    kept
+}
+
 /// Why an upstream attempt produced no usable response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {

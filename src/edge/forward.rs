@@ -195,7 +195,7 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
                     Some(stream) => CommittedBody::Raw(stream),
                     None => CommittedBody::Reply(Body::Empty),
                 };
-                Ok(Committed { status, headers: kept, body })
+                Ok(Committed { status, headers: gateway::relayed_reply_headers(kept), body })
             }
             Some(c) => {
                 let mut total_timer = Timer::new();

@@ -334,6 +334,11 @@ fn upstream_headers_and_failures() {
     assert_eq!(get("set-cookie"), None);
     assert_eq!(get("x-ratelimit-remaining-tokens"), Some("10"));
 
+    // A JSON answer relayed as it arrives is sent uncompressed; a stream keeps its headers once.
+    let json = relayed_reply_headers(upstream_reply_headers(&[("content-type".into(), "application/json".into())]));
+    assert!(json.contains(&("content-encoding".into(), "identity".into())));
+    assert_eq!(relayed_reply_headers(headers.clone()), headers);
+
     let f = fixture();
     let fw = forward(&f, "/v1/messages", &[AUTH], r#"{"model":"ant.claude-x","messages":[]}"#);
     let r = upstream_failure(&fw, &fw.targets[0], &Failure::Unreachable("connect failed with key sk-ant-1".into()));

@@ -159,9 +159,11 @@ def test_truncated_non_stream_body_is_bounded(gateway):
     t0 = time.monotonic()
     try:
         r = gateway.post("/v1/chat/completions", headers=AUTH, json=request_body("chat", "oai.mock-truncate"), timeout=15)
-        assert r.status_code in (200, 502), r.status_code
+        # A passthrough body is relayed as it arrives, so the cut can only show as a broken
+        # transfer (below); a complete-looking answer would be a silent truncation.
+        assert r.status_code == 502, (r.status_code, r.headers, r.text[:200])
     except httpx.TransportError:
-        pass  # relaying a body that breaks off may break the downstream body too
+        pass  # the caller's client sees the body end short of its length, as from the upstream
     assert time.monotonic() - t0 < 10
     assert_still_up(gateway)
 
