@@ -25,6 +25,8 @@ pub struct Conversion {
     pub count: bool,
     /// Reasoning is produced but not shown to the caller (a `-thinking` alias).
     pub hide_reasoning: bool,
+    /// The client's tools this upstream cannot run, left out ([`crate::ir::Request::dropped_tools`]).
+    pub dropped_tools: Vec<String>,
 }
 
 pub struct StreamConverter {

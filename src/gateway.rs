@@ -430,7 +430,7 @@ fn prepare(
     let upstream_model = t.model.upstream_model.clone();
     let upstream_protocol = provider.kind.protocol().unwrap_or(protocol);
     let conversion = match ir {
-        Some(_) => {
+        Some(ir) => {
             let framing = if protocol == Protocol::Gemini && !alt_sse { StreamFraming::JsonArray } else { StreamFraming::Sse };
             Some(Conversion {
                 client: protocol,
@@ -441,6 +441,7 @@ fn prepare(
                 stream: envelope.stream,
                 count: route.operation == Operation::CountTokens,
                 hide_reasoning,
+                dropped_tools: ir.dropped_tools.clone(),
             })
         }
         None => None,
@@ -560,6 +561,9 @@ pub fn status_reply(config: &Config, health: &crate::attempts::Health, now_ms: u
     let body = serde_json::json!({"scope": scope, "targets": targets, "providers": providers});
     Reply::json(200, body.to_string())
 }
+
+/// Response header naming the client's tools a converted request left out.
+pub const DROPPED_TOOLS_HEADER: &str = "x-gateway-dropped-tools";
 
 /// Response header marking a token count the gateway estimated (no upstream counter).
 pub const ESTIMATE_HEADER: &str = "x-gateway-token-count";

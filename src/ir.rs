@@ -44,6 +44,11 @@ pub struct Request {
     /// `prompt_cache_key`): a `claude` upstream then gets cache breakpoints unless the
     /// model's `promptCache` option says otherwise.
     pub prompt_cache: bool,
+    /// Tools of the client's request that run inside its own provider (OpenAI's hosted
+    /// `web_search`, Anthropic's server tools): another provider cannot run them, so a
+    /// converted request leaves them out and the caller learns their names from the
+    /// `x-gateway-dropped-tools` response header.
+    pub dropped_tools: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -576,6 +576,7 @@ fn gen_request(rng: &mut Rng) -> Request {
         store: rng.maybe(40, |rng| rng.chance(50)),
         // Only a hint to Claude encoders (no protocol carries it back as such).
         prompt_cache: false,
+        dropped_tools: Vec::new(),
     }
 }
 

@@ -88,6 +88,9 @@ pub async fn forward_request(
                         headers.push(("x-gateway-provider".into(), t.provider.clone()));
                         headers.push(("x-gateway-model".into(), t.upstream_model.clone()));
                         headers.push(("x-gateway-attempts".into(), driver.attempts().to_string()));
+                        if let Some(c) = t.conversion.as_ref().filter(|c| !c.dropped_tools.is_empty()) {
+                            headers.push((gateway::DROPPED_TOOLS_HEADER.into(), c.dropped_tools.join(", ")));
+                        }
                         let status = committed.status;
                         return match committed.body {
                             CommittedBody::Reply(body) => Ok((respond(status, &headers, request_id, &body_value(body))?, Handoff::No)),

@@ -896,6 +896,41 @@ def test_freeform_tool_round_trip(gateway, mock_upstream, provider, stream):
     assert r2.output_text.startswith("result: ") and "1 file patched" in r2.output_text, r2.output
 
 
+WEB_SEARCH = {"type": "web_search", "external_web_access": False}  # Codex's default "cached" search
+
+
+@MODES
+@pytest.mark.parametrize("provider", ["oai", "resp", "ant", "gem"])
+def test_codex_hosted_web_search(gateway, mock_upstream, provider, stream):
+    """Codex adds OpenAI's hosted web_search to every request unless its `web_search` setting
+    is "disabled". Converted for another provider it is left out, named in
+    x-gateway-dropped-tools, and the request succeeds; a search OpenAI ran earlier in the
+    session (a web_search_call item) is left out of the history. A Responses upstream gets both."""
+    client = gateway.openai()
+    items = [{"role": "user", "content": "look it up"},
+             {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "rust"}},
+             {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "found it"}]},
+             {"role": "user", "content": "thanks"}]
+    mock_upstream.clear()
+    raw = client.responses.with_raw_response.create(model=BASE_MODEL[provider], input=items, tools=[APPLY_PATCH, WEB_SEARCH],
+                                                    stream=stream)
+    if stream:
+        events = list(raw.parse())
+        assert events[-1].type == "response.completed", [e.type for e in events]
+        answer = events[-1].response
+    else:
+        answer = raw.parse()
+    assert answer.output, answer
+    upstream = json.dumps(mock_upstream.last()["body"])
+    assert "apply_patch" in upstream
+    if provider == "resp":
+        assert raw.headers.get("x-gateway-dropped-tools") is None
+        assert '"web_search"' in upstream and "web_search_call" in upstream
+    else:
+        assert raw.headers.get("x-gateway-dropped-tools") == "web_search"
+        assert "web_search" not in upstream and "rust" not in upstream, upstream
+
+
 def test_prompt_cache_option_marks_claude_breakpoints(gateway, mock_upstream):
     """`options.promptCache` on a claude model: a converted request carries Anthropic cache
     breakpoints on the last tool, the last system block and the last message's last block,

@@ -128,7 +128,7 @@ pub fn decode(body: &Value) -> Result<Request, GatewayError> {
         }
     }
 
-    req.tools = decode_tools(body.get("tools"))?;
+    req.tools = decode_tools(body.get("tools"), &mut req.dropped_tools)?;
     if let Some(choice) = present(body, "tool_choice") {
         let (choice, parallel) = decode_tool_choice(choice)?;
         req.tool_choice = choice;
@@ -328,7 +328,7 @@ fn decode_document(block: &Value, param: &str, out: &mut Vec<Part>) -> Result<()
     Ok(())
 }
 
-fn decode_tools(tools: Option<&Value>) -> Result<Vec<Tool>, GatewayError> {
+fn decode_tools(tools: Option<&Value>, dropped: &mut Vec<String>) -> Result<Vec<Tool>, GatewayError> {
     let items = match tools {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
@@ -344,6 +344,7 @@ fn decode_tools(tools: Option<&Value>) -> Result<Vec<Tool>, GatewayError> {
         let schema = present(t, "input_schema");
         if schema.is_none() && kind.is_some_and(|k| k != "custom") {
             // A server tool (`web_search_20250305`, `bash_…`): nothing the IR can carry.
+            dropped.push(kind.unwrap_or_default().to_string());
             continue;
         }
         let name = req_str(t, "name", &format!("{param}.name"))?;

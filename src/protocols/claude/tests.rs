@@ -125,6 +125,7 @@ fn decodes_a_rich_request() {
     assert_eq!(t.parts[2], text("Thanks!"));
 
     assert_eq!(r.tools.len(), 2, "the server tool has no IR form");
+    assert_eq!(r.dropped_tools, ["web_search_20250305"]);
     assert_eq!(r.tools[0].name, "get_weather");
     assert_eq!(r.tools[0].parameters["required"], json!(["city"]));
     assert_eq!(r.tool_choice, Some(ToolChoice::Auto));

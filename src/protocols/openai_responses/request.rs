@@ -382,6 +382,9 @@ fn input_items(items: &[Value], req: &mut Request) -> Result<Vec<Message>, Gatew
                 let r = reasoning_item(item, &path)?;
                 conv.assistant(Part::Reasoning(r));
             }
+            // A search OpenAI ran: its results stay with OpenAI, and the answer built on them
+            // follows as an assistant message, which is what another provider gets.
+            Some("web_search_call") => {}
             Some("item_reference") => {
                 let id = item.get("id").and_then(Value::as_str).unwrap_or("");
                 return Err(unsupported(
@@ -402,7 +405,12 @@ fn input_items(items: &[Value], req: &mut Request) -> Result<Vec<Message>, Gatew
     Ok(conv.messages)
 }
 
-fn decode_tools(body: &Value) -> Result<Vec<Tool>, GatewayError> {
+/// OpenAI's hosted web search under its names. Codex sends one on every request unless
+/// its `web_search` setting is "disabled", so it is left out (see [`Request::dropped_tools`])
+/// rather than failing the request.
+const HOSTED_WEB_SEARCH: [&str; 4] = ["web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11"];
+
+fn decode_tools(body: &Value, dropped: &mut Vec<String>) -> Result<Vec<Tool>, GatewayError> {
     let mut tools = Vec::new();
     for (i, t) in opt_array(body, "tools", "")?.iter().enumerate() {
         let path = format!("tools[{i}]");
@@ -414,11 +422,15 @@ fn decode_tools(body: &Value) -> Result<Vec<Tool>, GatewayError> {
             tools.push(freeform_tool(t, &path)?);
             continue;
         }
+        if HOSTED_WEB_SEARCH.contains(&kind) {
+            dropped.push(kind.to_string());
+            continue;
+        }
         if kind != "function" {
             return Err(unsupported(
                 format!("{path}.type"),
                 format!(
-                    "Tool type '{kind}' ('{path}') is not supported when converting to another protocol; only 'function' tools can be converted. Use a model whose upstream speaks the Responses API for built-in tools."
+                    "Tool type '{kind}' ('{path}') is not supported when converting to another protocol; only 'function' and 'custom' tools can be converted (hosted web search is left out). Use a model whose upstream speaks the Responses API for built-in tools."
                 ),
             ));
         }
@@ -588,7 +600,7 @@ pub fn decode(body: &Value) -> Result<Request, GatewayError> {
         Some(Value::Array(items)) => input_items(items, &mut req)?,
         Some(other) => return Err(wrong_type("input", "a string or an array", other)),
     };
-    req.tools = decode_tools(body)?;
+    req.tools = decode_tools(body, &mut req.dropped_tools)?;
     req.tool_choice = decode_tool_choice(body)?;
     req.parallel_tool_calls = opt_bool(body, "parallel_tool_calls", "")?;
     req.reasoning = decode_reasoning(body)?;

@@ -206,16 +206,41 @@ fn rejects_what_cannot_be_converted() {
     assert_eq!(e.param.as_deref(), Some("input[1]"));
     assert!(e.message.contains("item_reference") && e.message.contains("msg_9") && e.message.contains("passthrough"), "{}", e.message);
 
-    let e = err_of(json!({"input": "x", "tools": [{"type": "function", "name": "f", "parameters": {}}, {"type": "web_search"}]}));
+    let e = err_of(json!({"input": "x", "tools": [{"type": "function", "name": "f", "parameters": {}}, {"type": "file_search", "vector_store_ids": ["vs_1"]}]}));
     assert_eq!(e.status(), 400);
     assert_eq!(e.param.as_deref(), Some("tools[1].type"));
-    assert!(e.message.contains("'web_search'"), "{}", e.message);
+    assert!(e.message.contains("'file_search'"), "{}", e.message);
+    // A forced hosted search cannot be honoured by another provider.
     let e = err_of(json!({"tool_choice": {"type": "web_search_preview"}}));
     assert!(e.message.contains("web_search_preview"));
-    let e = err_of(json!({"input": [{"type": "web_search_call", "id": "ws_1"}]}));
+    let e = err_of(json!({"input": [{"type": "local_shell_call", "id": "lsh_1"}]}));
     assert_eq!(e.param.as_deref(), Some("input[0].type"));
     let e = err_of(json!({"conversation": "conv_1", "input": "x"}));
     assert_eq!(e.param.as_deref(), Some("conversation"));
+}
+
+#[test]
+fn hosted_web_search_is_left_out() {
+    // What Codex sends by default: its hosted search next to its function tools, and a
+    // search OpenAI ran earlier in the session.
+    let body = json!({
+        "input": [
+            {"role": "user", "content": "look it up"},
+            {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "rust 2027"}},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "found it"}]},
+            {"role": "user", "content": "thanks"}
+        ],
+        "tools": [
+            {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {}}},
+            {"type": "web_search", "external_web_access": false},
+            {"type": "web_search_preview"}
+        ]
+    });
+    let req = request::decode(&body).unwrap();
+    assert_eq!(req.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["shell"]);
+    assert_eq!(req.dropped_tools, ["web_search", "web_search_preview"]);
+    let texts: Vec<_> = req.messages.iter().map(|m| (m.role, m.parts.len())).collect();
+    assert_eq!(texts, [(Role::User, 1), (Role::Assistant, 1), (Role::User, 1)]);
 }
 
 #[test]
