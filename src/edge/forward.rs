@@ -270,7 +270,7 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
             Ok(None) => return Err(fail(Failure::BrokenStream("the stream ended before its first event".into()), Outcome::BrokenStream)),
         }
     }
-    let mut headers = match conversion {
+    let headers = match conversion {
         Some(c) => {
             let content_type = if c.framing == StreamFraming::Sse { "text/event-stream; charset=utf-8" } else { "application/json" };
             let mut h = vec![("content-type".to_string(), content_type.to_string())];
@@ -278,11 +278,11 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
             h.extend(without_framing(kept));
             h
         }
+        // Gemini's JSON-array stream (no `alt=sse`) is a stream too: uncompressed, or the
+        // runtime's gzip holds its chunks back.
+        None if !event_stream => kept.into_iter().chain(gateway::stream_headers()).collect(),
         None => kept,
     };
-    if !event_stream && conversion.is_none() {
-        headers.retain(|(n, _)| n != "content-encoding");
-    }
     Ok(Committed { status: 200.max(status), headers, body: CommittedBody::Pump(Box::new(pump), reader, first_byte_timer) })
 }
 

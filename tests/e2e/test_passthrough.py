@@ -320,6 +320,21 @@ def test_gemini_raw_stream_headers(gateway):
     assert stream_is_complete("gemini", r.text)
 
 
+def test_gemini_json_array_stream_is_not_buffered(gateway):
+    """Without `alt=sse` Gemini streams a JSON array. The client accepts gzip (httpx's default):
+    the runtime's compressor must not hold the first chunks back while the upstream
+    (mock-hang-mid) stalls for 60 s after them."""
+    with httpx.Client(base_url=gateway.base, timeout=httpx.Timeout(10, read=6)) as c:
+        t0 = time.monotonic()
+        with c.stream("POST", "/v1beta/models/gem.mock-hang-mid:streamGenerateContent", headers=GEM_AUTH,
+                      json=request_body("gemini", None, "x")) as r:
+            assert r.status_code == 200
+            assert r.headers.get("content-encoding") == "identity" and r.headers.get("cache-control") == "no-cache"
+            first = next(r.iter_bytes())
+            assert first.lstrip().startswith(b"[")
+            assert time.monotonic() - t0 < 5
+
+
 @pytest.mark.parametrize("base", ["/gemini", ""])
 def test_gemini_count_tokens(gateway, mock_upstream, base):
     g = gateway.genai(base)
