@@ -106,12 +106,31 @@ def summarise(profile: dict, requests: int, top: int) -> str:
     return "\n".join(lines)
 
 
+def large_chat_body(model: str, stream: bool) -> bytes:
+    """The large agent request of examples/bench_convert.rs, as a Chat body."""
+    messages = [{"role": "system", "content": "You are a coding agent. " * 400}]
+    for i in range(200):
+        messages.append({"role": "user", "content": f"step {i}: " + "look at the file and fix the bug. " * 10})
+        call = {"id": f"call_{i}", "type": "function",
+                "function": {"name": "read_file", "arguments": json.dumps({"path": f"src/file_{i}.rs"})}}
+        messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        messages.append({"role": "tool", "tool_call_id": f"call_{i}", "content": 'fn main() {\n    println!("hello");\n}\n' * 40})
+    tools = [{"type": "function", "function": {"name": "read_file", "description": "Reads a file", "parameters": {
+        "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}}]
+    body = {"model": model, "messages": messages, "tools": tools}
+    if stream:
+        body["stream"] = True
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", choices=("passthrough", "converted", "echo", "floor"), default="passthrough",
                     help="floor: bench/floor-worker.mjs proxying the same chat request, for comparison")
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--no-stream", action="store_true", help="plain JSON requests (what the bench's req/s phase sends)")
+    ap.add_argument("--large", action="store_true",
+                    help="a ~470 KB agent request (examples/bench_convert.rs's: 200 turns of tool calls and results)")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--interval-us", type=int, default=100)
     ap.add_argument("--top", type=int, default=40)
@@ -139,8 +158,8 @@ def main() -> int:
         model = {"passthrough": "oai.gpt-4o-mini", "converted": "ant.claude-sonnet-4-5", "echo": "echo.e1",
                  "floor": "gpt-4o-mini"}[args.target]
         auth = None if args.target == "floor" else bench.GATEWAY_KEY
-        t = bench.Target(args.target, gw, bench.CHAT_PATH, bench.chat_body(model, not args.no_stream), auth,
-                         not args.no_stream, 15.0)
+        body = large_chat_body(model, not args.no_stream) if args.large else bench.chat_body(model, not args.no_stream)
+        t = bench.Target(args.target, gw, bench.CHAT_PATH, body, auth, not args.no_stream, 15.0)
         for _ in range(200):  # warm up (JIT, tier-up) before sampling
             t.once(record=False)
         use_wrk = shutil.which("wrk") is not None
