@@ -326,31 +326,34 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
     let meta = ResponseMeta { id: ctx.request_id.replace('-', ""), model: model_name.clone(), created: ctx.now_unix_secs };
 
     // The IR, decoded once when some target needs it (conversion, echo, suffix aliases).
+    // A request the IR cannot hold (a hosted tool, an item stored upstream) fails only the
+    // targets that need it: a same-protocol target still takes it as it is.
     let needs_ir = routed.reasoning.is_some()
         || routed.targets.iter().any(|t| t.provider.kind.protocol() != Some(protocol));
     let ir = if needs_ir {
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| GatewayError::invalid(format!("Request body is not valid JSON: {e}.")))?;
-        let mut ir = protocols::decode_request(protocol, &value)?;
-        ir.stream = envelope.stream;
         if protocol == Protocol::OpenAiResponses {
             envelope.options.custom_tools = protocols::openai_responses::request::custom_tool_names(&value);
         }
-        if let Some(o) = routed.reasoning {
-            ir.reasoning = Some(crate::ir::ReasoningRequest {
-                effort: Some(o.effort),
-                include_thoughts: Some(o.visible),
-                ..Default::default()
-            });
-        }
-        Some(ir)
+        Some(protocols::decode_request(protocol, &value).map(|mut ir| {
+            ir.stream = envelope.stream;
+            if let Some(o) = routed.reasoning {
+                ir.reasoning = Some(crate::ir::ReasoningRequest {
+                    effort: Some(o.effort),
+                    include_thoughts: Some(o.visible),
+                    ..Default::default()
+                });
+            }
+            ir
+        }))
     } else {
         None
     };
 
     if first.provider.kind == ProviderType::Echo {
-        let ir = ir.as_ref().ok_or_else(|| GatewayError::new(ErrorKind::Internal, "echo needs the decoded request"))?;
-        return Ok(Plan::Reply(echo_reply(protocol, route, &envelope, ir, meta, alt_sse)));
+        let ir = ir.ok_or_else(|| GatewayError::new(ErrorKind::Internal, "echo needs the decoded request"))??;
+        return Ok(Plan::Reply(echo_reply(protocol, route, &envelope, &ir, meta, alt_sse)));
     }
 
     let mut targets = Vec::new();
@@ -360,7 +363,16 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
             continue;
         }
         // Same-protocol targets pass through byte for byte, unless a suffix alias needs the IR.
-        let target_ir = if routed.reasoning.is_some() || t.provider.kind.protocol() != Some(protocol) { ir.as_ref() } else { None };
+        let target_ir = match &ir {
+            Some(decoded) if routed.reasoning.is_some() || t.provider.kind.protocol() != Some(protocol) => match decoded {
+                Ok(ir) => Some(ir),
+                Err(e) => {
+                    last_error = Some(e.clone());
+                    continue;
+                }
+            },
+            _ => None,
+        };
         match prepare(req, route, &envelope, &object, body, target_ir, t, &meta, alt_sse, routed.reasoning.map(|o| !o.visible).unwrap_or(false), ctx) {
             Ok(Prepared::Target(p)) => targets.push(p),
             Ok(Prepared::Reply(reply)) if targets.is_empty() => return Ok(Plan::Reply(reply)),

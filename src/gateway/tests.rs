@@ -412,6 +412,27 @@ fn mixed_routes_pass_same_protocol_targets_through_untouched() {
 }
 
 #[test]
+fn what_only_passthrough_can_carry_leaves_out_just_the_converting_targets() {
+    let config = crate::config::parse(r#"{"providers": {
+        "resp": {"type": "openai-responses", "baseURL": "http://r.test/v1", "apiKey": "k1", "models": ["g"]},
+        "ant": {"type": "claude", "baseURL": "http://a.test", "apiKey": "k2", "models": ["c"]}},
+        "routes": {"primary": {"targets": ["resp.g", "ant.c"]}, "fallback": {"targets": ["ant.c", "resp.g"]}}}"#).unwrap();
+    let f = Fixture { config, keys: vec!["gw-key".into()] };
+    let body = |model: &str| format!(r#"{{"model":"{model}","input":"hi","tools":[{{"type":"file_search","vector_store_ids":["vs_1"]}}]}}"#);
+    for route in ["primary", "fallback"] {
+        let fw = forward(&f, "/v1/responses", &[AUTH], &body(route));
+        let ids: Vec<&str> = fw.targets.iter().map(|t| t.target_id.as_str()).collect();
+        assert_eq!(ids, ["resp.g"], "{route}");
+        assert!(fw.targets[0].conversion.is_none());
+    }
+    // With no target that can take it, the caller learns why.
+    let r = reply(&f, "POST", "/v1/responses", &[AUTH], &body("ant.c"));
+    assert_eq!(r.status, 400);
+    let text = String::from_utf8(match r.body { Body::Bytes(b) => b, _ => vec![] }).unwrap();
+    assert!(text.contains("file_search"), "{text}");
+}
+
+#[test]
 fn log_requests_setting_picks_the_lines() {
     use crate::config::LogRequests::{All, Errors, Off};
     let ok = LogLine { status: 200, ..LogLine::default() };

@@ -83,6 +83,7 @@ def resilience_config(m: str, r: str, dead: int) -> dict:
             "rrec": {"targets": ["rchat.failfirst-4-rec", "oai.gpt-4o-mini"]},
             "rstrag": {"targets": ["rchat.slowfirst-1000-strag", "oai.gpt-4o-mini"]},
             "rmix": {"targets": ["ant.claude-sonnet-4-5", "oai.gpt-4o-mini"]},
+            "rrespx": {"targets": ["ant.claude-sonnet-4-5", "resp.gpt-5"]},
             "rw": {"strategy": "weighted", "targets": [{"model": "oai.gpt-4o-mini", "weight": 3},
                                                        {"model": "gem.gemini-2.5-flash", "weight": 1}]},
         },
@@ -796,3 +797,15 @@ def test_a_route_keeps_passthrough_byte_for_byte_for_its_same_protocol_target(ct
         "GATEWAY BUG: in a route that also has a cross-protocol target, the same-protocol target gets a re-encoded "
         f"body instead of the caller's (passthrough): sent {json.dumps(want, sort_keys=True)}, upstream got "
         f"{json.dumps(got, sort_keys=True)}")
+
+
+def test_a_request_only_passthrough_can_carry_goes_to_the_target_that_takes_it(ctx):
+    """A Responses request with a built-in tool no other provider runs (file_search), on a route
+    whose first target is Claude and whose second speaks Responses: the Claude target is left out,
+    the Responses one answers (instead of the whole request failing as unconvertible)."""
+    sent = {"model": "rrespx", "input": "find it", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}
+    r = ctx.http.post("/v1/responses", json=sent, headers={"authorization": f"Bearer {CLIENT_KEY}"})
+    assert r.status_code == 200, r.text
+    assert_answered_by(r.headers, "resp", "gpt-5", 1)
+    assert ctx.upstream("gpt-5")[0]["body"] == dict(sent, model="gpt-5")
+    assert not ctx.upstream("claude-sonnet-4-5")
