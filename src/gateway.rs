@@ -201,7 +201,7 @@ pub fn begin(req: &Request, setup: &Setup) -> Begin {
                 }
             }
         }
-        Operation::Generate | Operation::CountTokens => {
+        Operation::Generate | Operation::CountTokens | Operation::Compact => {
             let max = config.limits.max_body_bytes;
             let declared = (req.header)("content-length").and_then(|v| v.trim().parse::<u64>().ok());
             if declared.is_some_and(|n| n > max) {
@@ -210,6 +210,13 @@ pub fn begin(req: &Request, setup: &Setup) -> Begin {
             Begin::ReadBody { route, max_body_bytes: max }
         }
     }
+}
+
+/// `/responses/compact` for a model no Responses provider serves.
+fn compact_needs_responses(model: &str) -> GatewayError {
+    GatewayError::invalid(format!(
+        "Compaction (/responses/compact) runs on the Responses API, and no target of \"{model}\" speaks it. With Codex, configure the gateway as a custom model provider ([model_providers.<id>] with wire_api = \"responses\"): Codex then compacts the conversation with an ordinary request."
+    ))
 }
 
 pub fn too_large(max: u64) -> GatewayError {
@@ -310,7 +317,7 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
         envelope.model = Some(model.strip_prefix("models/").unwrap_or(model).to_string());
         envelope.stream = *method == GeminiMethod::StreamGenerateContent;
     }
-    if route.operation == Operation::CountTokens {
+    if matches!(route.operation, Operation::CountTokens | Operation::Compact) {
         envelope.stream = false;
     }
     let model_name = envelope
@@ -351,6 +358,9 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
         None
     };
 
+    if route.operation == Operation::Compact && routed.targets.iter().all(|t| routed.reasoning.is_some() || t.provider.kind.protocol() != Some(protocol)) {
+        return Err(compact_needs_responses(&model_name));
+    }
     if first.provider.kind == ProviderType::Echo {
         let ir = ir.ok_or_else(|| GatewayError::new(ErrorKind::Internal, "echo needs the decoded request"))??;
         return Ok(Plan::Reply(echo_reply(protocol, route, &envelope, &ir, meta, alt_sse)));
@@ -363,6 +373,9 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
             continue;
         }
         // Same-protocol targets pass through byte for byte, unless a suffix alias needs the IR.
+        if route.operation == Operation::Compact && (routed.reasoning.is_some() || t.provider.kind.protocol() != Some(protocol)) {
+            continue;
+        }
         let target_ir = match &ir {
             Some(decoded) if routed.reasoning.is_some() || t.provider.kind.protocol() != Some(protocol) => match decoded {
                 Ok(ir) => Some(ir),
@@ -497,6 +510,7 @@ fn prepare(
             let op = match (&route.gemini, &route.operation) {
                 (Some((_, method)), _) => UpstreamOp::Gemini(*method),
                 (None, Operation::CountTokens) => UpstreamOp::CountTokens,
+                (None, Operation::Compact) => UpstreamOp::Compact,
                 _ => UpstreamOp::Generate,
             };
             // The caller's query minus its gateway key (Gemini's `alt=sse`, Anthropic's `beta=true`).

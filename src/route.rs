@@ -12,6 +12,9 @@ pub enum Operation {
     /// Create a response (streamed or not, as the body or, for Gemini, the method says).
     Generate,
     CountTokens,
+    /// Responses `/responses/compact` (Codex's remote compaction when its provider is the
+    /// built-in OpenAI one): only a Responses upstream can do it.
+    Compact,
     ListModels,
     GetModel(String),
 }
@@ -111,6 +114,7 @@ pub fn route(method: &str, raw_path: &str) -> Matched {
             "/chat/completions" => return post(Protocol::OpenAiChat, Operation::Generate),
             "/responses" => return post(Protocol::OpenAiResponses, Operation::Generate),
             "/responses/input_tokens" => return post(Protocol::OpenAiResponses, Operation::CountTokens),
+            "/responses/compact" => return post(Protocol::OpenAiResponses, Operation::Compact),
             "/models" => return get(Protocol::OpenAiChat, Operation::ListModels),
             _ => {}
         }
@@ -226,6 +230,7 @@ mod tests {
         }
         for p in ["/openai/v1/responses", "/v1/responses", "/responses"] {
             assert_eq!(api("POST", p).protocol, Protocol::OpenAiResponses);
+            assert_eq!(api("POST", &format!("{p}/compact")).operation, Operation::Compact);
         }
         for p in ["/claude/v1/messages", "/v1/messages"] {
             assert_eq!(api("POST", p).protocol, Protocol::Claude);

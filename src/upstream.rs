@@ -22,6 +22,8 @@ pub struct UpstreamRequest {
 pub enum UpstreamOp {
     Generate,
     CountTokens,
+    /// Responses `/compact`.
+    Compact,
     Gemini(GeminiMethod),
 }
 
@@ -49,10 +51,10 @@ pub fn url(provider: &Provider, base: &str, op: UpstreamOp, model: &str, query: 
                 Some(p) => format!("{base}{p}"),
                 None => versioned(base, "/responses"),
             };
-            if op == UpstreamOp::CountTokens {
-                format!("{url}/input_tokens")
-            } else {
-                url
+            match op {
+                UpstreamOp::CountTokens => format!("{url}/input_tokens"),
+                UpstreamOp::Compact => format!("{url}/compact"),
+                _ => url,
             }
         }
         (ProviderType::Claude, op) => {
@@ -70,7 +72,7 @@ pub fn url(provider: &Provider, base: &str, op: UpstreamOp, model: &str, query: 
             let method = match op {
                 UpstreamOp::Gemini(m) => m,
                 UpstreamOp::CountTokens => GeminiMethod::CountTokens,
-                UpstreamOp::Generate => GeminiMethod::GenerateContent,
+                UpstreamOp::Generate | UpstreamOp::Compact => GeminiMethod::GenerateContent,
             };
             let has_version = ["/v1beta", "/v1", "/v1alpha"].iter().any(|v| base.ends_with(v));
             let root = if has_version { base.to_string() } else { format!("{base}/v1beta") };
@@ -168,6 +170,7 @@ mod tests {
         assert_eq!(url(&chat, &chat.base_urls[0], UpstreamOp::Generate, "m", ""), "https://a.test/api/v1/chat/completions");
         let resp = provider("openai-responses", "https://a.test", "");
         assert_eq!(url(&resp, &resp.base_urls[0], UpstreamOp::CountTokens, "m", ""), "https://a.test/v1/responses/input_tokens");
+        assert_eq!(url(&resp, &resp.base_urls[0], UpstreamOp::Compact, "m", ""), "https://a.test/v1/responses/compact");
         let claude = provider("claude", "https://a.test", r#", "endpoints": {"messagesPath": "custom/msgs"}"#);
         assert_eq!(url(&claude, &claude.base_urls[0], UpstreamOp::CountTokens, "m", ""), "https://a.test/custom/msgs/count_tokens");
         let gem = provider("gemini", "https://g.test", "");

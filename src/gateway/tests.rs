@@ -433,6 +433,23 @@ fn what_only_passthrough_can_carry_leaves_out_just_the_converting_targets() {
 }
 
 #[test]
+fn compaction_goes_only_to_a_responses_upstream() {
+    let f = fixture();
+    let body = r#"{"model":"resp.gpt-5","input":[{"role":"user","content":"hi"}],"instructions":"be brief"}"#;
+    let fw = forward(&f, "/v1/responses/compact", &[AUTH], body);
+    assert_eq!(fw.targets[0].url, "http://up.test/v1/responses/compact");
+    assert!(fw.targets[0].conversion.is_none() && !fw.stream);
+    assert_eq!(String::from_utf8(req0(&fw).body).unwrap(), body.replace("resp.gpt-5", "gpt-5"));
+    // Another provider cannot produce OpenAI's compaction item: the caller is told what to do.
+    for model in ["ant.claude-x", "echo.x", "resp.gpt-5-thinking"] {
+        let r = reply(&f, "POST", "/v1/responses/compact", &[AUTH], &body.replace("resp.gpt-5", model));
+        assert_eq!(r.status, 400, "{model}");
+        let text = String::from_utf8(match r.body { Body::Bytes(b) => b, _ => vec![] }).unwrap();
+        assert!(text.contains("/responses/compact") && text.contains("wire_api"), "{text}");
+    }
+}
+
+#[test]
 fn log_requests_setting_picks_the_lines() {
     use crate::config::LogRequests::{All, Errors, Off};
     let ok = LogLine { status: 200, ..LogLine::default() };

@@ -5,7 +5,7 @@
 
 Serves, on 127.0.0.1:
   OpenAI Chat        POST /v1/chat/completions
-  OpenAI Responses   POST /v1/responses, POST /v1/responses/input_tokens
+  OpenAI Responses   POST /v1/responses, POST /v1/responses/input_tokens, POST /v1/responses/compact
   Anthropic          POST /v1/messages, POST /v1/messages/count_tokens
   Gemini             POST /v1beta/models/{model}:generateContent | :streamGenerateContent | :countTokens
                      (also under /v1/ which is what google-genai >= 3 uses by default)
@@ -97,6 +97,10 @@ RESPONSES_FIELDS = {
 RESPONSES_COUNT_FIELDS = {
     "model", "input", "instructions", "previous_response_id", "conversation", "parallel_tool_calls",
     "reasoning", "text", "tool_choice", "tools", "truncation", "personality",
+}
+# /v1/responses/compact: the documented fields and what Codex's remote compaction adds.
+RESPONSES_COMPACT_FIELDS = {
+    "model", "input", "instructions", "previous_response_id", "tools", "parallel_tool_calls", "reasoning", "text",
 }
 ANTHROPIC_FIELDS = {
     "model", "max_tokens", "messages", "system", "temperature", "top_p", "top_k", "stop_sequences",
@@ -972,8 +976,9 @@ RESP_ITEM_TYPES = [
 ]
 
 
-def validate_responses(body: dict, count_only=False):
-    check_unknown_openai(body, RESPONSES_COUNT_FIELDS if count_only else RESPONSES_FIELDS, True)
+def validate_responses(body: dict, count_only=False, compact=False):
+    fields = RESPONSES_COMPACT_FIELDS if compact else RESPONSES_COUNT_FIELDS if count_only else RESPONSES_FIELDS
+    check_unknown_openai(body, fields, True)
     if "model" not in body or body["model"] is None:
         if not count_only:
             raise _oerr("Missing required parameter: 'model'.", "model", "missing_required_parameter")
@@ -1868,9 +1873,25 @@ ROUTES = {
     "/v1/chat/completions": ("chat", "create"),
     "/v1/responses": ("responses", "create"),
     "/v1/responses/input_tokens": ("responses", "count"),
+    "/v1/responses/compact": ("responses", "compact"),
     "/v1/messages": ("anthropic", "create"),
     "/v1/messages/count_tokens": ("anthropic", "count"),
 }
+
+
+def compaction_reply(body: dict) -> dict:
+    """/v1/responses/compact: the user messages of the input, then one opaque compaction item."""
+    inp = body.get("input")
+    items = [{"role": "user", "content": inp}] if isinstance(inp, str) else (inp or [])
+    users = [{"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "status": "completed", "role": "user",
+              "content": it["content"] if isinstance(it.get("content"), list) else [{"type": "input_text", "text": it.get("content") or ""}]}
+             for it in items if it.get("type", "message") == "message" and it.get("role") == "user"]
+    pt = prompt_tokens(body, ("input", "instructions", "tools"))
+    return {"id": f"resp_{uuid.uuid4().hex}", "object": "response.compaction", "created_at": int(time.time()),
+            "output": users + [{"id": f"cmp_{uuid.uuid4().hex[:24]}", "type": "compaction",
+                                "encrypted_content": "gAAAAmock-compaction-" + uuid.uuid4().hex}],
+            "usage": {"input_tokens": pt, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 40,
+                      "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": pt + 40}}
 
 
 def rate_headers(api):
@@ -2022,7 +2043,7 @@ class Handler(BaseHTTPRequestHandler):
             if api == "chat":
                 validate_chat(body)
             elif api == "responses":
-                validate_responses(body, count_only=(op == "count"))
+                validate_responses(body, count_only=(op == "count"), compact=(op == "compact"))
             elif api == "anthropic":
                 validate_anthropic(body, beta, count_only=(op == "count"))
             else:
@@ -2144,6 +2165,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_bytes(200, b"<html><body>upstream garbage: this is {not json</body></html>\n", headers,
                                    "application/json")
 
+        if op == "compact":
+            return self.send_json(200, compaction_reply(body), headers)
         if op == "count":
             if api == "responses":
                 return self.send_json(200, {"object": "response.input_tokens",

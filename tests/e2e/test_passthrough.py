@@ -169,6 +169,26 @@ def test_responses_raw_stream(gateway):
     assert events[-1][0] == "response.completed"
 
 
+def test_responses_compact(gateway, mock_upstream):
+    """Codex's remote compaction (its built-in OpenAI provider pointed at the gateway): passed to a
+    Responses upstream's /responses/compact; the compaction item goes back in the next request."""
+    client = gateway.openai()
+    history = [{"role": "user", "content": "build the page"},
+               {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "done"}]}]
+    raw = client.responses.with_raw_response.compact(model="resp.gpt-5", input=history, instructions="be brief")
+    c = raw.parse()
+    assert c.object == "response.compaction" and c.output[-1].type == "compaction", c
+    rec = mock_upstream.last("/v1/responses/compact")
+    assert rec["body"] == {"model": "gpt-5", "input": history, "instructions": "be brief"}
+    after = raw.http_response.json()["output"] + [{"role": "user", "content": "next"}]
+    r = client.responses.create(model="resp.gpt-5", input=after)
+    assert r.output_text == "mock(responses) reply to: next"
+    # No other provider can produce OpenAI's compaction item: a 400 saying what to configure.
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.responses.compact(model="ant.claude-sonnet-4-5", input=history)
+    assert "wire_api" in str(ei.value.message)
+
+
 def test_responses_upstream_error(gateway):
     r = gateway.post("/v1/responses", headers=AUTH, json=request_body("responses", "resp.mock-error-429"))
     assert r.status_code == 429 and r.headers.get("retry-after") == "7"
