@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
             stream: true,
             count: false,
             hide_reasoning: false,
+            dropped_tools: Vec::new(),
         };
         let mut conv = StreamConverter::new(&c);
         let cut = split.min(body.len());
