@@ -78,6 +78,19 @@ pub struct Target<'a> {
     pub quirks: crate::config::Quirks,
 }
 
+/// An end-user id as an upstream with a length limit takes it (OpenAI: 64 characters,
+/// Anthropic: 256). Longer ids (Claude Code's `metadata.user_id` is ~150 characters) become
+/// a stable digest of themselves, so the upstream still sees one id per user instead of
+/// rejecting every request.
+pub fn user_id_within(id: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if id.len() <= max {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    // FNV-1a from two offsets: 128 bits, plenty to keep distinct users apart.
+    let fnv = |seed: u64| id.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
+    std::borrow::Cow::Owned(format!("user-{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142)))
+}
+
 /// Default `max_tokens` for upstreams that require one (Claude) when neither the caller
 /// nor the config (`options.maxTokens`) gives one.
 pub const DEFAULT_MAX_TOKENS: u64 = 8192;

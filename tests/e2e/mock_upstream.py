@@ -763,6 +763,15 @@ def _oerr(msg, param=None, code=None):
     return oai_error(400, msg, param=param, code=code)
 
 
+def check_end_user_openai(body):
+    """OpenAI takes end-user ids of at most 64 characters."""
+    for key in ("user", "safety_identifier"):
+        v = body.get(key)
+        if isinstance(v, str) and len(v) > 64:
+            raise _oerr(f"Invalid '{key}': string too long. Expected a string with maximum length 64, but got a string with length {len(v)} instead.",
+                        key, "string_above_max_length")
+
+
 def check_model_openai(body):
     if "model" not in body or body["model"] is None:
         raise _oerr("you must provide a model parameter")
@@ -844,6 +853,7 @@ def check_openai_tool_schema(name, params, param_path):
 def validate_chat(body: dict):
     check_unknown_openai(body, CHAT_FIELDS, False)
     check_model_openai(body)
+    check_end_user_openai(body)
     if "messages" not in body or body["messages"] is None:
         raise _oerr("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
     msgs = body["messages"]
@@ -979,6 +989,7 @@ RESP_ITEM_TYPES = [
 def validate_responses(body: dict, count_only=False, compact=False):
     fields = RESPONSES_COMPACT_FIELDS if compact else RESPONSES_COUNT_FIELDS if count_only else RESPONSES_FIELDS
     check_unknown_openai(body, fields, True)
+    check_end_user_openai(body)
     if "model" not in body or body["model"] is None:
         if not count_only:
             raise _oerr("Missing required parameter: 'model'.", "model", "missing_required_parameter")
@@ -1135,6 +1146,17 @@ def validate_anthropic(body: dict, beta: bool, count_only=False):
         raise _aerr("model: Field required")
     if not isinstance(body["model"], str):
         raise _aerr("model: Input should be a valid string")
+    md = body.get("metadata")
+    if md is not None:
+        if not isinstance(md, dict):
+            raise _aerr("metadata: Input should be a valid dictionary")
+        for k, v in md.items():
+            if k != "user_id":
+                raise _aerr(f"metadata.{k}: Extra inputs are not permitted")
+            if v is not None and not isinstance(v, str):
+                raise _aerr("metadata.user_id: Input should be a valid string")
+            if isinstance(v, str) and len(v) > 256:
+                raise _aerr("metadata.user_id: String should have at most 256 characters")
     if not count_only:
         if "max_tokens" not in body:
             raise _aerr("max_tokens: Field required")

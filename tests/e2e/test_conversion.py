@@ -931,6 +931,31 @@ def test_codex_hosted_web_search(gateway, mock_upstream, provider, stream):
         assert "web_search" not in upstream and "rust" not in upstream, upstream
 
 
+# Claude Code's metadata.user_id: ~150 characters (device hash, account and session ids).
+CLAUDE_CODE_USER_ID = f"user_{'7f3a' * 16}_account_0b8c2d4e-1f2a-4b3c-9d8e-7f6a5b4c3d2e_session_5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
+
+
+@pytest.mark.parametrize("provider", ["oai", "resp", "ant", "gem"])
+def test_claude_code_user_id_reaches_every_upstream(gateway, mock_upstream, provider):
+    """OpenAI takes end-user ids of at most 64 characters (the strict mock too): a converted
+    request carries a stable digest of a longer one; Claude gets it as it is."""
+    client = gateway.anthropic()
+    ids = []
+    for _ in range(2):
+        mock_upstream.clear()
+        m = client.messages.create(model=BASE_MODEL[provider], max_tokens=64, metadata={"user_id": CLAUDE_CODE_USER_ID},
+                                   messages=[{"role": "user", "content": "hello"}])
+        assert m.content[0].text, m
+        body = mock_upstream.last()["body"]
+        ids.append(body.get("user") or (body.get("metadata") or {}).get("user_id"))
+    if provider == "gem":
+        assert ids == [None, None]  # Gemini has no end-user field
+    elif provider == "ant":
+        assert ids == [CLAUDE_CODE_USER_ID] * 2
+    else:
+        assert ids[0] == ids[1] and len(ids[0]) <= 64, ids
+
+
 def test_prompt_cache_option_marks_claude_breakpoints(gateway, mock_upstream):
     """`options.promptCache` on a claude model: a converted request carries Anthropic cache
     breakpoints on the last tool, the last system block and the last message's last block,

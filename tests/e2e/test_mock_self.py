@@ -394,6 +394,7 @@ CHAT_INVALID = [
     ("stream_options without stream", {"model": "m", "stream_options": {"include_usage": True}, "messages": [{"role": "user", "content": "x"}]}, "stream_options"),
     ("unknown field", {"model": "m", "messages": [{"role": "user", "content": "x"}], "thinking": {}}, "Unrecognized request argument supplied: thinking"),
     ("audio format", {"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AAAA", "format": "ogg"}}]}]}, "Invalid value: 'ogg'"),
+    ("user too long", {"model": "m", "user": "u" * 65, "messages": [{"role": "user", "content": "x"}]}, "Invalid 'user': string too long"),
 ]
 
 
@@ -434,6 +435,7 @@ RESP_INVALID = [
     ("assistant input_text", {"model": "m", "input": [{"role": "assistant", "content": [{"type": "input_text", "text": "x"}]}]}, "'output_text' and 'refusal'"),
     ("max_output_tokens < 16", {"model": "m", "input": "x", "max_output_tokens": 5}, "max_output_tokens"),
     ("unknown field", {"model": "m", "input": "x", "stop": ["a"]}, "Unknown parameter: 'stop'"),
+    ("safety_identifier too long", {"model": "m", "input": "x", "safety_identifier": "s" * 65}, "maximum length 64"),
 ]
 
 
@@ -467,6 +469,7 @@ ANT_INVALID = [
     ("temperature > 1", {**ANT_BASE, "temperature": 1.5, "messages": [{"role": "user", "content": "x"}]}, "less than or equal to 1"),
     ("empty text block", {**ANT_BASE, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]}, "non-empty"),
     ("unknown field", {**ANT_BASE, "messages": [{"role": "user", "content": "x"}], "n": 2}, "n: Extra inputs are not permitted"),
+    ("user_id too long", {**ANT_BASE, "metadata": {"user_id": "u" * 257}, "messages": [{"role": "user", "content": "x"}]}, "at most 256 characters"),
 ]
 
 

@@ -671,7 +671,7 @@ fn build(req: &Request, target: &Target) -> Result<Map<String, Value>, GatewayEr
         config["format"] = json!({"type": "json_schema", "schema": schema});
     }
     if let Some(user) = req.user.as_deref().filter(|u| !u.is_empty()) {
-        body.insert("metadata".into(), json!({"user_id": user}));
+        body.insert("metadata".into(), json!({"user_id": crate::protocols::user_id_within(user, 256)}));
     }
     if req.stream {
         body.insert("stream".into(), json!(true));

@@ -423,7 +423,7 @@ pub fn encode(req: &Request, target: &Target) -> Result<Value, GatewayError> {
         };
     }
     if let Some(u) = &req.user {
-        body["user"] = json!(u);
+        body["user"] = json!(crate::protocols::user_id_within(u, 64));
     }
     if req.stream {
         body["stream"] = json!(true);

@@ -89,6 +89,25 @@ fn config_effort_and_max_tokens_apply_when_the_request_has_none() {
 }
 
 #[test]
+fn long_user_ids_fit_openai_s_limit() {
+    // Claude Code's metadata.user_id is ~150 characters; OpenAI takes at most 64.
+    let claude_code = format!("user_{}_account_{}_session_{}", "ab12".repeat(16), "0f0f0f0f-1111-2222-3333-444444444444", "5555");
+    let options = ModelOptions::default();
+    let sent = |user: &str| {
+        let req = crate::ir::Request { user: Some(user.to_string()), ..request::decode(&json!({"messages": [{"role": "user", "content": "hi"}]})).unwrap() };
+        request::encode(&req, &target(&options)).unwrap()["user"].as_str().unwrap().to_string()
+    };
+    let a = sent(&claude_code);
+    assert!(a.len() <= 64 && a.starts_with("user-"), "{a}");
+    assert_eq!(a, sent(&claude_code), "one id per user, request after request");
+    assert_ne!(a, sent(&claude_code.replace("5555", "6666")));
+    assert_eq!(sent("alice"), "alice");
+    let r = crate::ir::Request { user: Some(claude_code), ..Default::default() };
+    let body = crate::protocols::openai_responses::request::encode(&r, &target(&options)).unwrap();
+    assert_eq!(body["user"].as_str().unwrap(), a);
+}
+
+#[test]
 fn image_by_file_id_is_a_clear_400() {
     use crate::ir::{Media, Message, Part, Request, Role};
     let req = Request {

@@ -927,7 +927,7 @@ pub fn encode(req: &Request, target: &Target) -> Result<Value, GatewayError> {
     }
     // stop, top_k, seed and penalties do not exist in Responses (P-R5): dropped.
     if let Some(u) = &req.user {
-        body.insert("user".into(), json!(u));
+        body.insert("user".into(), json!(crate::protocols::user_id_within(u, 64)));
     }
     if let Some(m) = &req.metadata {
         body.insert("metadata".into(), Value::Object(m.clone()));
