@@ -105,7 +105,7 @@ fn main() {
         let bytes = long_stream(upstream);
         let base = time(|| baseline(&bytes));
         for client in ALL {
-            let c = Conversion { client, upstream, meta: meta(), options: EncodeOptions { include_usage: true, ..EncodeOptions::default() }, framing: StreamFraming::Sse, stream: true, count: false, hide_reasoning: false, dropped_tools: Vec::new() };
+            let c = Conversion { client, upstream, meta: meta(), options: EncodeOptions { include_usage: true, ..EncodeOptions::default() }, framing: StreamFraming::Sse, stream: true, count: false, hide_reasoning: false, dropped_tools: Vec::new(), tool_names: Vec::new() };
             let t = time(|| convert(&bytes, &c));
             let mbs = |secs: f64| bytes.len() as f64 / secs / 1e6;
             worst = worst.max(t / base);

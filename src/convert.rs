@@ -10,7 +10,7 @@
 use crate::error::{ErrorKind, GatewayError};
 use crate::ir::{ResponseMeta, StreamEvent};
 use crate::protocols::{self, EncodeOptions, Protocol, StreamDecoder, StreamEncoder, StreamFraming};
-use crate::sse;
+use crate::{sse, tool_names};
 
 /// How to turn one upstream answer into the caller's protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct Conversion {
     pub hide_reasoning: bool,
     /// The client's tools this upstream cannot run, left out ([`crate::ir::Request::dropped_tools`]).
     pub dropped_tools: Vec<String>,
+    /// (upstream name, client name) of tools renamed for this upstream ([`crate::tool_names`]).
+    pub tool_names: Vec<(String, String)>,
 }
 
 pub struct StreamConverter {
@@ -38,6 +40,7 @@ pub struct StreamConverter {
     closed: bool,
     started: bool,
     hide_reasoning: bool,
+    tool_names: Vec<(String, String)>,
     failure: Option<GatewayError>,
 }
 
@@ -51,6 +54,7 @@ impl StreamConverter {
             closed: false,
             started: false,
             hide_reasoning: c.hide_reasoning,
+            tool_names: c.tool_names.clone(),
             failure: None,
         }
     }
@@ -120,7 +124,10 @@ impl StreamConverter {
     }
 
     fn drain(&mut self, out: &mut Vec<u8>) {
-        for event in self.events.drain(..) {
+        for mut event in self.events.drain(..) {
+            if let StreamEvent::ToolCallStart { name, .. } = &mut event {
+                tool_names::client_name(&self.tool_names, name);
+            }
             if self.hide_reasoning && matches!(event, StreamEvent::ReasoningDelta(_) | StreamEvent::ReasoningEnd(_)) {
                 continue;
             }
@@ -165,6 +172,11 @@ pub fn convert_body(c: &Conversion, body: &[u8]) -> Result<String, GatewayError>
     let mut response = protocols::decode_response(c.upstream, &value, c.meta.clone())?;
     if c.hide_reasoning {
         response.parts.retain(|p| !matches!(p, crate::ir::Part::Reasoning(_)));
+    }
+    for part in &mut response.parts {
+        if let crate::ir::Part::ToolCall(call) = part {
+            tool_names::client_name(&c.tool_names, &mut call.name);
+        }
     }
     Ok(protocols::encode_response(c.client, &response, &c.options))
 }

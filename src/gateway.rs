@@ -387,7 +387,7 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
             _ => None,
         };
         match prepare(req, route, &envelope, &object, body, target_ir, t, &meta, alt_sse, routed.reasoning.map(|o| !o.visible).unwrap_or(false), ctx) {
-            Ok(Prepared::Target(p)) => targets.push(p),
+            Ok(Prepared::Target(p)) => targets.push(*p),
             Ok(Prepared::Reply(reply)) if targets.is_empty() => return Ok(Plan::Reply(reply)),
             Ok(Prepared::Reply(_)) => {}
             // A target that cannot take this request (a missing secret, something its
@@ -412,7 +412,7 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
 }
 
 enum Prepared {
-    Target(PreparedTarget),
+    Target(Box<PreparedTarget>),
     /// Answered without the upstream (a token estimate).
     Reply(Reply),
 }
@@ -454,6 +454,12 @@ fn prepare(
 
     let upstream_model = t.model.upstream_model.clone();
     let upstream_protocol = provider.kind.protocol().unwrap_or(protocol);
+    // Tool names this upstream would reject go renamed; the answer maps them back.
+    let fitted = ir.and_then(|ir| crate::tool_names::fit_request(upstream_protocol, ir));
+    let (ir, tool_names) = match &fitted {
+        Some((renamed, map)) => (Some(renamed), map.clone()),
+        None => (ir, Vec::new()),
+    };
     let conversion = match ir {
         Some(ir) => {
             let framing = if protocol == Protocol::Gemini && !alt_sse { StreamFraming::JsonArray } else { StreamFraming::Sse };
@@ -467,6 +473,7 @@ fn prepare(
                 count: route.operation == Operation::CountTokens,
                 hide_reasoning,
                 dropped_tools: ir.dropped_tools.clone(),
+                tool_names,
             })
         }
         None => None,
@@ -535,7 +542,7 @@ fn prepare(
         .iter()
         .map(|k| upstream::headers(provider, k, version.as_deref(), beta.as_deref(), accept.as_deref()))
         .collect();
-    Ok(Prepared::Target(PreparedTarget {
+    Ok(Prepared::Target(Box::new(PreparedTarget {
         target_id: t.id.clone(),
         provider: provider.id.clone(),
         upstream_model,
@@ -543,7 +550,7 @@ fn prepare(
         headers_per_key,
         body,
         conversion,
-    }))
+    })))
 }
 
 /// `GET /status`: each target's breaker and each provider's key cooldowns as this

@@ -24,6 +24,7 @@ pub mod protocols;
 pub mod route;
 pub mod routing;
 pub mod sse;
+pub mod tool_names;
 pub mod upstream;
 pub mod wire;
 

@@ -312,6 +312,7 @@ fn streams_convert_between_every_pair() {
                     count: false,
                     hide_reasoning: false,
                     dropped_tools: Vec::new(),
+                    tool_names: Vec::new(),
                 };
                 // Fed in small pieces, as networks deliver it.
                 let mut conv = StreamConverter::new(&c);
@@ -340,7 +341,7 @@ fn truncated_upstream_streams_end_with_the_callers_error_event() {
         for (name, text) in fixtures(upstream, "stream", ".sse") {
             let cut = &text.as_bytes()[..text.len() * 2 / 3];
             for client in all() {
-                let c = Conversion { client, upstream, meta: meta(), options: EncodeOptions::default(), framing: StreamFraming::Sse, stream: true, count: false, hide_reasoning: false, dropped_tools: Vec::new() };
+                let c = Conversion { client, upstream, meta: meta(), options: EncodeOptions::default(), framing: StreamFraming::Sse, stream: true, count: false, hide_reasoning: false, dropped_tools: Vec::new(), tool_names: Vec::new() };
                 let mut conv = StreamConverter::new(&c);
                 let mut out = conv.feed(cut);
                 out.extend(conv.finish());

@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
             count: false,
             hide_reasoning: false,
             dropped_tools: Vec::new(),
+            tool_names: Vec::new(),
         };
         let mut conv = StreamConverter::new(&c);
         let cut = split.min(body.len());

@@ -1071,6 +1071,9 @@ def validate_responses(body: dict, count_only=False, compact=False):
                 raise _oerr(f"Missing required parameter: 'tools[{i}].type'.", f"tools[{i}].type", "missing_required_parameter")
             if t["type"] == "function" and not isinstance(t.get("name"), str):
                 raise _oerr(f"Missing required parameter: 'tools[{i}].name'.", f"tools[{i}].name", "missing_required_parameter")
+            if t["type"] in ("function", "custom") and not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", t.get("name") or ""):
+                raise _oerr(f"Invalid 'tools[{i}].name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                            f"tools[{i}].name", "invalid_value")
             if t["type"] == "function":
                 check_openai_tool_schema(t["name"], t.get("parameters"), f"tools[{i}].parameters")
 
@@ -1254,6 +1257,8 @@ def validate_anthropic(body: dict, beta: bool, count_only=False):
             if t.get("type", "custom") == "custom" and not isinstance(t.get("input_schema"), dict):
                 raise _aerr(f"tools.{i}.custom.input_schema: Field required")
             if t.get("type", "custom") == "custom":
+                if not re.fullmatch(r"[a-zA-Z0-9_-]{1,128}", t["name"]):
+                    raise _aerr(f"tools.{i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
                 if t["input_schema"].get("type") != "object":
                     raise _aerr(f"tools.{i}.custom.input_schema.type: Input should be 'object'")
                 if json_schema_problem(t["input_schema"]):

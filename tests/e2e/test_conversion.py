@@ -956,6 +956,52 @@ def test_claude_code_user_id_reaches_every_upstream(gateway, mock_upstream, prov
         assert ids[0] == ids[1] and len(ids[0]) <= 64, ids
 
 
+# Claude Code names MCP tools mcp__<server>__<tool>: Anthropic takes 128 characters, OpenAI 64.
+LONG_TOOL = "mcp__github_enterprise__list_pull_request_review_comments_for_repository"
+
+
+@MODES
+@pytest.mark.parametrize("provider", ["oai", "resp", "gem"])
+def test_tool_names_an_upstream_rejects_are_renamed_for_it(gateway, mock_upstream, provider, stream):
+    """A tool name too long for OpenAI goes renamed (the strict mock checks the pattern and length)
+    and the call comes back under the client's name; the round trip with the result works."""
+    client = gateway.anthropic()
+    tools = [{"name": LONG_TOOL, "description": "List review comments",
+              "input_schema": {"type": "object", "properties": {"repo": {"type": "string"}}, "required": ["repo"]}}]
+
+    def ask(messages):
+        if stream:
+            with client.messages.stream(model=BASE_MODEL[provider], max_tokens=256, tools=tools, messages=messages) as s:
+                return s.get_final_message()
+        return client.messages.create(model=BASE_MODEL[provider], max_tokens=256, tools=tools, messages=messages)
+
+    first = [{"role": "user", "content": "list them"}]
+    mock_upstream.clear()
+    m = ask(first)
+    uses = [b for b in m.content if b.type == "tool_use"]
+    assert len(uses) == 1 and uses[0].name == LONG_TOOL and uses[0].input == {"repo": "repo-value"}, m.content
+    sent = json.dumps(mock_upstream.last()["body"])
+    assert (LONG_TOOL in sent) == (provider == "gem"), sent  # Gemini takes 128 characters too
+    back = first + [{"role": "assistant", "content": [u.model_dump(exclude_none=True) for u in uses]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0].id, "content": "3 comments"}]}]
+    m2 = ask(back)
+    assert m2.content[-1].text == "result: 3 comments", m2.content
+
+
+def test_gemini_tool_names_reach_claude_renamed_and_come_back(gateway, mock_upstream):
+    """Gemini allows dots and colons in function names, Anthropic does not."""
+    client = gateway.genai()
+    name = "github.list_prs:v2"
+    cfg = gtypes.GenerateContentConfig(tools=[gtypes.Tool(function_declarations=[gtypes.FunctionDeclaration(
+        name=name, description="List pull requests", parameters_json_schema={
+            "type": "object", "properties": {"repo": {"type": "string"}}, "required": ["repo"]})])])
+    mock_upstream.clear()
+    r = client.models.generate_content(model=BASE_MODEL["ant"], contents="list prs", config=cfg)
+    calls = [p.function_call for p in r.candidates[0].content.parts if p.function_call]
+    assert [c.name for c in calls] == [name], r
+    assert name not in json.dumps(mock_upstream.last()["body"])
+
+
 def test_prompt_cache_option_marks_claude_breakpoints(gateway, mock_upstream):
     """`options.promptCache` on a claude model: a converted request carries Anthropic cache
     breakpoints on the last tool, the last system block and the last message's last block,
