@@ -335,8 +335,9 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
     // The IR, decoded once when some target needs it (conversion, echo, suffix aliases).
     // A request the IR cannot hold (a hosted tool, an item stored upstream) fails only the
     // targets that need it: a same-protocol target still takes it as it is.
-    let needs_ir = routed.reasoning.is_some()
-        || routed.targets.iter().any(|t| t.provider.kind.protocol() != Some(protocol));
+    // Same-protocol targets pass through byte for byte, unless a suffix alias needs the IR.
+    let converts = |t: &routing::Target| routed.reasoning.is_some() || t.provider.kind.protocol() != Some(protocol);
+    let needs_ir = routed.targets.iter().any(converts);
     let ir = if needs_ir {
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| GatewayError::invalid(format!("Request body is not valid JSON: {e}.")))?;
@@ -358,7 +359,7 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
         None
     };
 
-    if route.operation == Operation::Compact && routed.targets.iter().all(|t| routed.reasoning.is_some() || t.provider.kind.protocol() != Some(protocol)) {
+    if route.operation == Operation::Compact && routed.targets.iter().all(converts) {
         return Err(compact_needs_responses(&model_name));
     }
     if first.provider.kind == ProviderType::Echo {
@@ -372,19 +373,16 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
         if t.provider.kind == ProviderType::Echo {
             continue;
         }
-        // Same-protocol targets pass through byte for byte, unless a suffix alias needs the IR.
-        if route.operation == Operation::Compact && (routed.reasoning.is_some() || t.provider.kind.protocol() != Some(protocol)) {
-            continue;
-        }
         let target_ir = match &ir {
-            Some(decoded) if routed.reasoning.is_some() || t.provider.kind.protocol() != Some(protocol) => match decoded {
-                Ok(ir) => Some(ir),
-                Err(e) => {
-                    last_error = Some(e.clone());
-                    continue;
-                }
-            },
-            _ => None,
+            _ if !converts(t) => None,
+            // Compaction exists on the Responses API only.
+            _ if route.operation == Operation::Compact => continue,
+            Some(Ok(ir)) => Some(ir),
+            Some(Err(e)) => {
+                last_error = Some(e.clone());
+                continue;
+            }
+            None => None,
         };
         match prepare(req, route, &envelope, &object, body, target_ir, t, &meta, alt_sse, routed.reasoning.map(|o| !o.visible).unwrap_or(false), ctx) {
             Ok(Prepared::Target(p)) => targets.push(*p),

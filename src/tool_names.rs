@@ -36,8 +36,7 @@ pub fn fits(upstream: Protocol, name: &str) -> bool {
 /// characters (others become `_`), cut to leave room for `_` and 8 hex digits of a digest
 /// of the whole original name.
 pub fn fitted(upstream: Protocol, name: &str) -> String {
-    let digest = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    let tag = format!("_{digest:08x}");
+    let tag = format!("_{:08x}", crate::protocols::digest(name, 0) as u32);
     let mut out = String::new();
     if upstream == Protocol::Gemini && !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         out.push('_');

@@ -86,9 +86,15 @@ pub fn user_id_within(id: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if id.len() <= max {
         return std::borrow::Cow::Borrowed(id);
     }
-    // FNV-1a from two offsets: 128 bits, plenty to keep distinct users apart.
-    let fnv = |seed: u64| id.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
-    std::borrow::Cow::Owned(format!("user-{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142)))
+    // 128 bits: plenty to keep distinct users apart.
+    std::borrow::Cow::Owned(format!("user-{:016x}{:016x}", digest(id, 0), digest(id, 1)))
+}
+
+/// A stable 64-bit digest of `text` (FNV-1a; `seed` picks one of several independent
+/// ones), for names and ids that must be shortened without colliding.
+pub fn digest(text: &str, seed: u64) -> u64 {
+    let offset = 0xcbf2_9ce4_8422_2325_u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    text.bytes().fold(offset, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// Default `max_tokens` for upstreams that require one (Claude) when neither the caller
