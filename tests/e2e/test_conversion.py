@@ -1002,6 +1002,19 @@ def test_gemini_tool_names_reach_claude_renamed_and_come_back(gateway, mock_upst
     assert name not in json.dumps(mock_upstream.last()["body"])
 
 
+def test_several_choices_are_refused_where_one_would_come_back(gateway, mock_upstream):
+    """Chat's n > 1 has no counterpart in the other protocols: a clear 400 instead of one choice."""
+    client = gateway.openai()
+    mock_upstream.clear()
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.chat.completions.create(model=BASE_MODEL["ant"], n=2, messages=[{"role": "user", "content": "hi"}])
+    assert ei.value.body["param"] == "n" and "n = 2" in ei.value.message
+    assert not mock_upstream.requests()
+    # A Chat upstream takes n as it is.
+    r = client.chat.completions.create(model=BASE_MODEL["oai"], n=2, messages=[{"role": "user", "content": "hi"}])
+    assert mock_upstream.last()["body"]["n"] == 2 and r.choices
+
+
 def test_prompt_cache_option_marks_claude_breakpoints(gateway, mock_upstream):
     """`options.promptCache` on a claude model: a converted request carries Anthropic cache
     breakpoints on the last tool, the last system block and the last message's last block,

@@ -215,6 +215,11 @@ pub fn decode(body: &Value) -> Result<Request, GatewayError> {
         req.reasoning = Some(ReasoningRequest { effort, disabled: effort == Some(Effort::None), ..Default::default() });
     }
     req.max_output_tokens = u64_of(body, "max_completion_tokens").or_else(|| u64_of(body, "max_tokens"));
+    if let Some(n) = u64_of(body, "n").filter(|&n| n > 1) {
+        // One answer per request is all the other protocols produce: say so instead of
+        // returning one choice where the caller counts on n.
+        return Err(invalid(format!("n = {n} is not supported for this model: its provider produces one choice per request. Send {n} requests instead."), "n"));
+    }
     req.temperature = f64_of(body, "temperature");
     req.top_p = f64_of(body, "top_p");
     req.stop = strings_of(body, "stop");

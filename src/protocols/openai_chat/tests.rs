@@ -108,6 +108,14 @@ fn long_user_ids_fit_openai_s_limit() {
 }
 
 #[test]
+fn several_choices_are_a_clear_400() {
+    let e = request::decode(&json!({"messages": [{"role": "user", "content": "hi"}], "n": 3})).unwrap_err();
+    assert_eq!((e.status(), e.param.as_deref()), (400, Some("n")));
+    assert!(e.message.contains("n = 3"), "{}", e.message);
+    assert!(request::decode(&json!({"messages": [{"role": "user", "content": "hi"}], "n": 1})).is_ok());
+}
+
+#[test]
 fn image_by_file_id_is_a_clear_400() {
     use crate::ir::{Media, Message, Part, Request, Role};
     let req = Request {
