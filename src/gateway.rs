@@ -651,22 +651,43 @@ pub fn stream_headers() -> Vec<(String, String)> {
 /// The headers the caller gets with an upstream's answer.
 pub fn upstream_reply_headers(upstream_headers: &[(String, String)]) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let mut event_stream = false;
     for (name, value) in upstream_headers {
         let lower = name.to_ascii_lowercase();
         if lower == "x-request-id" {
             out.push((upstream::UPSTREAM_REQUEST_ID.to_string(), value.clone()));
         } else if upstream::keep_response_header(&lower) {
-            if lower == "content-type" && value.to_ascii_lowercase().starts_with("text/event-stream") {
-                event_stream = true;
-            }
             out.push((lower, value.clone()));
         }
     }
-    if event_stream {
-        out.extend(stream_headers());
-    }
     out
+}
+
+/// Kept upstream headers minus those that describe the upstream's own body framing, for an
+/// answer the gateway re-encodes.
+pub fn without_framing(headers: Vec<(String, String)>) -> Vec<(String, String)> {
+    headers
+        .into_iter()
+        .filter(|(n, _)| !matches!(n.as_str(), "content-type" | "content-encoding" | "cache-control" | "x-accel-buffering"))
+        .collect()
+}
+
+/// The headers of a committed stream. Every stream, SSE or Gemini's JSON array, goes out
+/// uncompressed and uncached, or the runtime's gzip holds its chunks back. A converted one
+/// (`converted`: the caller's framing) carries the caller protocol's content type instead
+/// of the upstream's.
+pub fn stream_reply_headers(kept: Vec<(String, String)>, converted: Option<StreamFraming>) -> Vec<(String, String)> {
+    let mut headers = Vec::with_capacity(kept.len() + 4);
+    let kept = match converted {
+        Some(framing) => {
+            let content_type = if framing == StreamFraming::Sse { "text/event-stream; charset=utf-8" } else { "application/json" };
+            headers.push(("content-type".to_string(), content_type.to_string()));
+            without_framing(kept)
+        }
+        None => kept,
+    };
+    headers.extend(stream_headers());
+    headers.extend(kept);
+    headers
 }
 
 /// The headers of a 2xx answer relayed to the caller unparsed, as it arrives. Such a body

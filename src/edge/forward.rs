@@ -179,7 +179,7 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
             Some(c) => {
                 let e = protocols::decode_error(c.upstream, status, &bytes);
                 let mut reply = Reply::error(&e, c.client);
-                reply.headers.extend(without_framing(kept));
+                reply.headers.extend(gateway::without_framing(kept));
                 reply
             }
         };
@@ -215,7 +215,7 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
                 match convert::convert_body(c, &bytes) {
                     Ok(json) => {
                         let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-                        headers.extend(without_framing(kept));
+                        headers.extend(gateway::without_framing(kept));
                         Ok(Committed { status: 200, headers, body: CommittedBody::Reply(Body::Bytes(json.into_bytes())) })
                     }
                     // Garbage or an error object under a 2xx: another attempt may do better.
@@ -270,28 +270,8 @@ async fn attempt(forward: &Forward, t: &PreparedTarget, key: usize, started: u64
             Ok(None) => return Err(fail(Failure::BrokenStream("the stream ended before its first event".into()), Outcome::BrokenStream)),
         }
     }
-    let headers = match conversion {
-        Some(c) => {
-            let content_type = if c.framing == StreamFraming::Sse { "text/event-stream; charset=utf-8" } else { "application/json" };
-            let mut h = vec![("content-type".to_string(), content_type.to_string())];
-            h.extend(gateway::stream_headers());
-            h.extend(without_framing(kept));
-            h
-        }
-        // Gemini's JSON-array stream (no `alt=sse`) is a stream too: uncompressed, or the
-        // runtime's gzip holds its chunks back.
-        None if !event_stream => kept.into_iter().chain(gateway::stream_headers()).collect(),
-        None => kept,
-    };
+    let headers = gateway::stream_reply_headers(kept, conversion.map(|c| c.framing));
     Ok(Committed { status: 200.max(status), headers, body: CommittedBody::Pump(Box::new(pump), reader, first_byte_timer) })
-}
-
-/// Upstream headers minus those that describe its own body framing.
-fn without_framing(headers: Vec<(String, String)>) -> Vec<(String, String)> {
-    headers
-        .into_iter()
-        .filter(|(n, _)| !matches!(n.as_str(), "content-type" | "content-encoding" | "cache-control" | "x-accel-buffering"))
-        .collect()
 }
 
 /// Largest upstream body read whole (non-streamed converted answers and error bodies).

@@ -330,14 +330,27 @@ fn upstream_headers_and_failures() {
     let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     assert_eq!(get("x-upstream-request-id"), Some("up-1"));
     assert_eq!(get("retry-after"), Some("7"));
-    assert_eq!(get("content-encoding"), Some("identity"));
     assert_eq!(get("set-cookie"), None);
     assert_eq!(get("x-ratelimit-remaining-tokens"), Some("10"));
 
-    // A JSON answer relayed as it arrives is sent uncompressed; a stream keeps its headers once.
+    // A JSON answer relayed as it arrives is sent uncompressed.
     let json = relayed_reply_headers(upstream_reply_headers(&[("content-type".into(), "application/json".into())]));
     assert!(json.contains(&("content-encoding".into(), "identity".into())));
-    assert_eq!(relayed_reply_headers(headers.clone()), headers);
+
+    // Every committed stream goes out uncompressed and uncached, each header once; a
+    // converted one with the caller's content type instead of the upstream's.
+    let values = |hs: &[(String, String)], n: &str| hs.iter().filter(|(k, _)| k == n).map(|(_, v)| v.clone()).collect::<Vec<_>>();
+    let passthrough = stream_reply_headers(headers.clone(), None);
+    let json_array = stream_reply_headers(upstream_reply_headers(&[("content-type".into(), "application/json".into())]), None);
+    let converted = stream_reply_headers(headers.clone(), Some(StreamFraming::JsonArray));
+    for hs in [&passthrough, &json_array, &converted] {
+        assert_eq!(values(hs, "content-encoding"), ["identity"]);
+        assert_eq!(values(hs, "cache-control"), ["no-cache"]);
+        assert_eq!(values(hs, "content-type").len(), 1);
+    }
+    assert_eq!(values(&passthrough, "content-type"), ["text/event-stream"]);
+    assert_eq!(values(&converted, "content-type"), ["application/json"]);
+    assert_eq!(values(&converted, "x-upstream-request-id"), ["up-1"]);
 
     let f = fixture();
     let fw = forward(&f, "/v1/messages", &[AUTH], r#"{"model":"ant.claude-x","messages":[]}"#);
