@@ -116,8 +116,10 @@ pub struct Decoder {
     meta: ResponseMeta,
     started: bool,
     reasoning: Option<String>,
-    /// Index of the tool call being streamed (upstream numbering).
+    /// Index, id and name of the tool call being streamed (upstream numbering).
     tool_index: Option<u64>,
+    tool_id: Option<String>,
+    tool_name: Option<String>,
     tool_calls: usize,
     finish: Option<String>,
     usage: Usage,
@@ -126,7 +128,7 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(meta: ResponseMeta) -> Self {
-        Decoder { meta, started: false, reasoning: None, tool_index: None, tool_calls: 0, finish: None, usage: Usage::default(), done: false }
+        Decoder { meta, started: false, reasoning: None, tool_index: None, tool_id: None, tool_name: None, tool_calls: 0, finish: None, usage: Usage::default(), done: false }
     }
 
     fn start(&mut self, out: &mut Vec<StreamEvent>) {
@@ -194,17 +196,33 @@ impl StreamDecoder for Decoder {
         }
         if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
             for call in calls {
-                let index = call.get("index").and_then(Value::as_u64).unwrap_or(self.tool_calls as u64);
                 let function = call.get("function").unwrap_or(&Value::Null);
-                if self.tool_index != Some(index) {
+                let id = string_of(call, "id").filter(|id| !id.is_empty());
+                let name = string_of(function, "name").filter(|n| !n.is_empty());
+                let index = call.get("index").and_then(Value::as_u64);
+                // OpenAI numbers calls and sends the id once. Some compatible servers number
+                // every call 0, or not at all, or repeat the id on each chunk: another id,
+                // or another name without an index, is another call.
+                let other_id = id.is_some() && id != self.tool_id;
+                let new_call = match (index, self.tool_index) {
+                    (_, None) => true,
+                    (Some(i), Some(open)) => i != open || other_id,
+                    (None, Some(_)) => other_id || (id.is_none() && name.is_some() && name != self.tool_name),
+                };
+                if new_call {
                     self.close_reasoning(out);
-                    self.tool_index = Some(index);
-                    let id = string_of(call, "id").unwrap_or_else(|| crate::wire::synth_id("call_", &self.meta.id, self.tool_calls));
+                    self.tool_index = Some(index.unwrap_or(self.tool_calls as u64));
+                    let id = id.unwrap_or_else(|| crate::wire::synth_id("call_", &self.meta.id, self.tool_calls));
+                    self.tool_id = Some(id.clone());
+                    self.tool_name = name.clone();
                     self.tool_calls += 1;
-                    out.push(StreamEvent::ToolCallStart { id, name: string_of(function, "name").unwrap_or_default() });
+                    out.push(StreamEvent::ToolCallStart { id, name: name.unwrap_or_default() });
                 }
-                if let Some(args) = str_of(function, "arguments").filter(|a| !a.is_empty()) {
-                    out.push(StreamEvent::ToolCallDelta(args.to_string()));
+                match function.get("arguments") {
+                    Some(Value::String(args)) if !args.is_empty() => out.push(StreamEvent::ToolCallDelta(args.clone())),
+                    // A whole call with its arguments as an object (some compatible servers).
+                    Some(args @ Value::Object(_)) => out.push(StreamEvent::ToolCallDelta(args.to_string())),
+                    _ => {}
                 }
             }
         }

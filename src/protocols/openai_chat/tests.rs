@@ -216,6 +216,46 @@ fn stream_decodes_text_reasoning_tools_and_usage_at_any_split() {
     }
 }
 
+/// Tool-call chunks as OpenAI-compatible servers send them, which do not all number calls
+/// the way OpenAI does.
+#[test]
+fn tool_calls_from_compatible_servers_keep_each_call_whole() {
+    let calls = |chunks: &[&str]| {
+        let sse: String = chunks.iter().map(|c| format!("data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{c}]}}}}]}}\n\n")).collect();
+        let sse = sse + "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n";
+        let mut acc = Accumulator::default();
+        decode_stream(&[sse.as_bytes()]).unwrap().iter().for_each(|e| acc.push(e));
+        let r = acc.into_response().unwrap();
+        r.tool_calls().map(|c| (c.id.clone(), c.name.clone(), c.arguments.clone())).collect::<Vec<_>>()
+    };
+    let owned = |v: &[(&str, &str, &str)]| v.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect::<Vec<_>>();
+    // Parallel calls all numbered 0, each with its own id (seen from Ollama-style servers).
+    let same_index = calls(&[
+        r#"{"index":0,"id":"c1","type":"function","function":{"name":"a","arguments":"{\"x\":"}}"#,
+        r#"{"index":0,"function":{"arguments":"1}"}}"#,
+        r#"{"index":0,"id":"c2","type":"function","function":{"name":"b","arguments":"{}"}}"#,
+    ]);
+    assert_eq!(same_index, owned(&[("c1", "a", "{\"x\":1}"), ("c2", "b", "{}")]));
+    // No index at all: arguments continue the open call; an id or another name starts one.
+    let no_index = calls(&[
+        r#"{"id":"c1","type":"function","function":{"name":"a","arguments":""}}"#,
+        r#"{"function":{"arguments":"{\"x\":1}"}}"#,
+        r#"{"id":"c2","type":"function","function":{"name":"b","arguments":"{}"}}"#,
+        r#"{"function":{"name":"c","arguments":"{}"}}"#,
+    ]);
+    assert_eq!(no_index[..2], owned(&[("c1", "a", "{\"x\":1}"), ("c2", "b", "{}")])[..]);
+    assert_eq!((no_index.len(), no_index[2].1.as_str(), no_index[2].2.as_str()), (3, "c", "{}"));
+    // The id and name repeated on every chunk of one call (seen too) stay one call.
+    let repeated = calls(&[
+        r#"{"index":0,"id":"c1","type":"function","function":{"name":"a","arguments":"{\"x\""}}"#,
+        r#"{"index":0,"id":"c1","type":"function","function":{"name":"a","arguments":":1}"}}"#,
+    ]);
+    assert_eq!(repeated, owned(&[("c1", "a", "{\"x\":1}")]));
+    // Arguments sent as an object rather than JSON text.
+    let object_args = calls(&[r#"{"index":0,"id":"c1","type":"function","function":{"name":"a","arguments":{"x":1}}}"#]);
+    assert_eq!(object_args, owned(&[("c1", "a", "{\"x\":1}")]));
+}
+
 #[test]
 fn truncated_and_error_streams_are_errors() {
     let cut = &STREAM[..STREAM.find("\"finish_reason\":\"tool_calls\"").unwrap() - 60];
