@@ -91,7 +91,11 @@ pub fn usage_from(u: &Value) -> Usage {
     Usage {
         input_tokens: u64_of(u, "prompt_tokens").unwrap_or(0),
         output_tokens: u64_of(u, "completion_tokens").unwrap_or(0),
-        cache_read_tokens: details("prompt_tokens_details", "cached_tokens"),
+        // DeepSeek reports cache hits as `prompt_cache_hit_tokens`.
+        cache_read_tokens: u.get("prompt_tokens_details")
+            .and_then(|d| u64_of(d, "cached_tokens"))
+            .or_else(|| u64_of(u, "prompt_cache_hit_tokens"))
+            .unwrap_or(0),
         cache_write_tokens: details("prompt_tokens_details", "cache_write_tokens"),
         reasoning_tokens: details("completion_tokens_details", "reasoning_tokens"),
     }
@@ -121,10 +125,16 @@ pub fn decode(body: &Value, meta: ResponseMeta) -> Result<Response, GatewayError
     if let Some(refusal) = str_of(message, "refusal").filter(|t| !t.is_empty()) {
         parts.push(Part::Text(refusal.to_string()));
     }
+    let mut ids: Vec<String> = Vec::new();
     for (n, call) in array_of(message, "tool_calls").iter().enumerate() {
         let f = call.get("function").unwrap_or(&Value::Null);
+        // Some compatible servers send empty or repeated ids; each call needs its own.
+        let id = string_of(call, "id")
+            .filter(|id| !id.is_empty() && !ids.contains(id))
+            .unwrap_or_else(|| crate::wire::synth_id("call_", &meta.id, n));
+        ids.push(id.clone());
         parts.push(Part::ToolCall(ToolCall {
-            id: string_of(call, "id").unwrap_or_else(|| crate::wire::synth_id("call_", &meta.id, n)),
+            id,
             name: string_of(f, "name").unwrap_or_default(),
             arguments: crate::wire::json_text(f.get("arguments")),
         }));

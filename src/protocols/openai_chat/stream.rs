@@ -116,10 +116,12 @@ pub struct Decoder {
     meta: ResponseMeta,
     started: bool,
     reasoning: Option<String>,
-    /// Index, id and name of the tool call being streamed (upstream numbering).
+    /// Index, id and name of the tool call being streamed, as the upstream gave them.
     tool_index: Option<u64>,
     tool_id: Option<String>,
     tool_name: Option<String>,
+    /// Ids given to calls so far: a repeated upstream id gets a fresh one.
+    used_ids: Vec<String>,
     tool_calls: usize,
     finish: Option<String>,
     usage: Usage,
@@ -128,7 +130,7 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(meta: ResponseMeta) -> Self {
-        Decoder { meta, started: false, reasoning: None, tool_index: None, tool_id: None, tool_name: None, tool_calls: 0, finish: None, usage: Usage::default(), done: false }
+        Decoder { meta, started: false, reasoning: None, tool_index: None, tool_id: None, tool_name: None, used_ids: Vec::new(), tool_calls: 0, finish: None, usage: Usage::default(), done: false }
     }
 
     fn start(&mut self, out: &mut Vec<StreamEvent>) {
@@ -212,8 +214,11 @@ impl StreamDecoder for Decoder {
                 if new_call {
                     self.close_reasoning(out);
                     self.tool_index = Some(index.unwrap_or(self.tool_calls as u64));
-                    let id = id.unwrap_or_else(|| crate::wire::synth_id("call_", &self.meta.id, self.tool_calls));
-                    self.tool_id = Some(id.clone());
+                    self.tool_id = id.clone();
+                    let id = id
+                        .filter(|id| !self.used_ids.contains(id))
+                        .unwrap_or_else(|| crate::wire::synth_id("call_", &self.meta.id, self.tool_calls));
+                    self.used_ids.push(id.clone());
                     self.tool_name = name.clone();
                     self.tool_calls += 1;
                     out.push(StreamEvent::ToolCallStart { id, name: name.unwrap_or_default() });

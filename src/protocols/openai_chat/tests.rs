@@ -169,6 +169,23 @@ fn response_decode_and_encode_round_trip() {
     assert_eq!(back.usage, r.usage);
 }
 
+/// Answers of OpenAI-compatible servers: empty or repeated call ids, DeepSeek's cache usage.
+#[test]
+fn compatible_server_answers_get_distinct_call_ids_and_cache_usage() {
+    let body = json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null, "tool_calls": [
+        {"id": "", "type": "function", "function": {"name": "a", "arguments": "{}"}},
+        {"id": "same", "type": "function", "function": {"name": "b", "arguments": "{}"}},
+        {"id": "same", "type": "function", "function": {"name": "c", "arguments": "{}"}}]}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 5, "prompt_cache_hit_tokens": 80, "prompt_cache_miss_tokens": 20}});
+    let r = response::decode(&body, meta()).unwrap();
+    let ids: Vec<&str> = r.tool_calls().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| !id.is_empty()));
+    assert_eq!(ids[1], "same");
+    assert!(ids[0] != ids[2] && ids[1] != ids[2]);
+    assert_eq!(r.usage.cache_read_tokens, 80);
+}
+
 #[test]
 fn gemini_signature_travels_in_the_tool_call_id() {
     let sig = Reasoning { signature: Some("CpoB/+==".into()), origin: Some(Protocol::Gemini), ..Default::default() };
@@ -251,6 +268,14 @@ fn tool_calls_from_compatible_servers_keep_each_call_whole() {
         r#"{"index":0,"id":"c1","type":"function","function":{"name":"a","arguments":":1}"}}"#,
     ]);
     assert_eq!(repeated, owned(&[("c1", "a", "{\"x\":1}")]));
+    // One id for two calls: the second gets its own, and its repeated id does not split it.
+    let dup = calls(&[
+        r#"{"index":0,"id":"c1","type":"function","function":{"name":"a","arguments":"{}"}}"#,
+        r#"{"index":1,"id":"c1","type":"function","function":{"name":"b","arguments":"{\"y\""}}"#,
+        r#"{"index":1,"id":"c1","function":{"arguments":":2}"}}"#,
+    ]);
+    assert_eq!((dup.len(), dup[1].1.as_str(), dup[1].2.as_str()), (2, "b", "{\"y\":2}"));
+    assert_ne!(dup[0].0, dup[1].0);
     // Arguments sent as an object rather than JSON text.
     let object_args = calls(&[r#"{"index":0,"id":"c1","type":"function","function":{"name":"a","arguments":{"x":1}}}"#]);
     assert_eq!(object_args, owned(&[("c1", "a", "{\"x\":1}")]));
