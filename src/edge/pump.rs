@@ -108,11 +108,8 @@ impl Pump {
                 }
                 if !self.seen_event {
                     if let Some(first) = events.into_iter().next() {
-                        // Feed the first event to a fresh decoder of the protocol: an
-                        // error event fails the attempt before the caller sees it.
-                        let meta = crate::ir::ResponseMeta { id: String::new(), model: String::new(), created: 0 };
-                        let mut probe = protocols::stream_decoder(self.protocol, meta);
-                        if let Err(e) = probe.event(&first, &mut Vec::new()) {
+                        // An error event fails the attempt before the caller sees it.
+                        if let Some(e) = protocols::first_event_error(self.protocol, &first) {
                             return Some(e);
                         }
                         self.seen_event = true;

@@ -162,6 +162,19 @@ pub fn stream_decoder(protocol: Protocol, meta: ResponseMeta) -> Box<dyn StreamD
     }
 }
 
+/// The upstream error a passthrough stream's first event carries, if it is one: the
+/// attempt then failed and may be retried before the caller sees a byte. Only error events
+/// count; any answer reaches a same-protocol caller as the upstream sent it (a Gemini turn
+/// that failed to form its tool call too: only converted, it is a failed attempt).
+pub fn first_event_error(protocol: Protocol, event: &crate::sse::Event) -> Option<GatewayError> {
+    let meta = ResponseMeta { id: String::new(), model: String::new(), created: 0 };
+    let mut probe = match protocol {
+        Protocol::Gemini => Box::new(gemini::stream::Decoder::new(meta).passing_failed_calls()),
+        _ => stream_decoder(protocol, meta),
+    };
+    probe.event(event, &mut Vec::new()).err()
+}
+
 /// Runs a whole upstream SSE body, delivered in `pieces`, through `decoder`: the IR
 /// events it produced and how the stream ended (an upstream error event, garbage, or a
 /// missing terminal event is `Err`, with the events before it).

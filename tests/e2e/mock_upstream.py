@@ -22,6 +22,8 @@ name (for Gemini the model in the URL):
   mock-garbage         200 with a non-JSON body
   mock-reset           close the socket (TCP RST) without any response
   mock-hang-mid-<ms>   like mock-hang-mid, but stall <ms> and then drop the connection
+  mock-malformed       (Gemini) a 200 whose only candidate ends with MALFORMED_FUNCTION_CALL and
+                       no content, as Gemini answers when it fails to form a tool call
 Otherwise the reply is chosen by the request content, per API and in its real shapes:
   tools declared (and tool_choice allows) -> a call to the first tool (two calls, to the first two
       tools, when the model name contains "parallel"), arguments from its JSON schema:
@@ -2207,6 +2209,11 @@ class Handler(BaseHTTPRequestHandler):
 
         if api == "gemini":
             full, chunks = gemini_reply(body, model)
+            if model == "mock-malformed":
+                full = {"candidates": [{"content": {}, "finishReason": "MALFORMED_FUNCTION_CALL", "index": 0,
+                                        "finishMessage": "Malformed function call: print(default_api.f(x=))"}],
+                        "usageMetadata": full["usageMetadata"], "modelVersion": model, "responseId": full["responseId"]}
+                chunks = [full]
             if op == "generateContent":
                 return self.send_nonstream(full, headers, "application/json; charset=UTF-8", model)
             if query.get("alt") == "sse":

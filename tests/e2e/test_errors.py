@@ -212,3 +212,20 @@ def test_image_by_file_id_to_a_chat_upstream_is_a_clear_400(gateway, mock_upstre
     assert "file-abc123" in str(e.value) and "URL" in str(e.value)
     assert mock_upstream.find("/chat/completions") == []
     assert_still_up(gateway)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_gemini_malformed_function_call_is_a_retried_failure_when_converted(gateway, mock_upstream, stream):
+    # Converted for a Chat caller, a Gemini turn that failed to form its tool call is a
+    # failed attempt (retried), never an empty answer that silently ends an agent's turn.
+    mock_upstream.clear()
+    r = gateway.post("/v1/chat/completions", headers=AUTH, json=request_body("chat", "gem.mock-malformed", stream=stream), timeout=15)
+    assert_error_format(r, "chat", 502, "MALFORMED_FUNCTION_CALL")
+    assert len(mock_upstream.find("mock-malformed")) >= 2, "the failed attempt is retried"
+    assert r.headers.get("x-gateway-attempts") == str(len(mock_upstream.find("mock-malformed")))
+    # A Gemini caller (passthrough) gets Gemini's answer as it is.
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    r = gateway.post(f"/v1beta/models/gem.mock-malformed:{method}", headers=HEADERS["gemini"],
+                     json=request_body("gemini", None), timeout=15)
+    assert r.status_code == 200 and "MALFORMED_FUNCTION_CALL" in r.text, (r.status_code, r.text[:300])
+    assert_still_up(gateway)

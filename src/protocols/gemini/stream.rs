@@ -218,8 +218,18 @@ pub struct Decoder {
     /// Text of the open reasoning block (`ReasoningEnd` repeats it whole).
     reasoning_text: String,
     calls: usize,
+    /// Whether answer text (not thoughts) went by.
+    answered: bool,
+    /// Whether a turn that failed to form its tool call is an error (converting) or just
+    /// an ended answer (a passthrough probe).
+    failed_calls_are_errors: bool,
     usage: Usage,
 }
+
+/// Finish reasons of a turn that failed to form its tool call. With nothing answered
+/// before them they are a failed attempt (retried like a broken stream, as Gemini CLI
+/// retries them), not an empty answer that would silently end a client's agent turn.
+const FAILED_CALL_REASONS: [&str; 3] = ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"];
 
 impl Decoder {
     pub fn new(meta: ResponseMeta) -> Self {
@@ -230,8 +240,16 @@ impl Decoder {
             block: Block::None,
             reasoning_text: String::new(),
             calls: 0,
+            answered: false,
+            failed_calls_are_errors: true,
             usage: Usage::default(),
         }
+    }
+
+    /// A decoder that reads a turn which failed to form its tool call as an ended answer.
+    pub fn passing_failed_calls(mut self) -> Self {
+        self.failed_calls_are_errors = false;
+        self
     }
 
     /// One `GenerateContentResponse` chunk.
@@ -267,6 +285,14 @@ impl Decoder {
                     self.part(p, out);
                 }
                 if let Some(reason) = wire::str_of(c, "finishReason").filter(|r| !r.is_empty() && *r != "FINISH_REASON_UNSPECIFIED") {
+                    if self.failed_calls_are_errors && FAILED_CALL_REASONS.contains(&reason) && !self.answered && self.calls == 0 {
+                        let detail: String = wire::str_of(c, "finishMessage").unwrap_or("").chars().take(300).collect();
+                        let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+                        return Err(GatewayError::new(
+                            ErrorKind::UpstreamUnreachable,
+                            format!("Gemini ended the answer with {reason}, having failed to form a tool call{detail}"),
+                        ));
+                    }
                     let stop = stop_of(reason, self.calls > 0);
                     self.finish_with(stop, out);
                 }
@@ -327,6 +353,7 @@ impl Decoder {
                 if !text.is_empty() {
                     out.push(StreamEvent::TextDelta(text.to_string()));
                     self.block = Block::Text;
+                    self.answered = true;
                 }
                 // A signature on an answer part comes after its text in the IR; egress
                 // puts it back on that part.

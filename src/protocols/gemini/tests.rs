@@ -722,6 +722,27 @@ fn decodes_blocks_errors_ids_and_finish_reasons() {
         let body = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "x"}]}, "finishReason": reason}]});
         assert_eq!(response::decode(&body, meta()).unwrap().stop, stop, "{reason}");
     }
+    // A turn that failed to form its tool call, with nothing answered: a failed attempt
+    // (a 502 the gateway retries), streamed or not, thoughts or not.
+    let failed = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "plan", "thought": true}]},
+        "finishReason": "MALFORMED_FUNCTION_CALL", "finishMessage": "Malformed function call: print(default_api.f(a=))"}]});
+    let e = response::decode(&failed, meta()).unwrap_err();
+    assert_eq!(e.status(), 502);
+    assert!(e.message.contains("MALFORMED_FUNCTION_CALL") && e.message.contains("default_api.f"), "{}", e.message);
+    let sse = format!("data: {failed}\r\n\r\n");
+    let (events, end) = decode_stream(&[sse.as_bytes()]);
+    assert_eq!(end.unwrap_err().status(), 502);
+    assert!(!events.iter().any(|e| matches!(e, StreamEvent::Finish { .. })));
+    let bare = json!({"candidates": [{"finishReason": "UNEXPECTED_TOOL_CALL"}]});
+    assert_eq!(response::decode(&bare, meta()).unwrap_err().status(), 502);
+    // Passed through to a Gemini caller, it is the answer as Gemini gave it; an error
+    // object still fails the attempt.
+    let first = |v: &Value| crate::protocols::first_event_error(Protocol::Gemini, &crate::sse::Event { event: None, data: v.to_string(), id: None });
+    assert!(first(&failed).is_none());
+    assert_eq!(first(&parse(ERROR_429)).map(|e| e.kind), Some(ErrorKind::RateLimited));
+    // Text before the failed call: the answer stands, ending the turn.
+    let texted = json!({"candidates": [{"content": {"parts": [{"text": "Let me check."}]}, "finishReason": "MALFORMED_FUNCTION_CALL"}]});
+    assert_eq!(response::decode(&texted, meta()).unwrap().stop, StopReason::EndTurn);
     // No finish reason in a whole answer: it simply ended.
     let body = json!({"candidates": [{"content": {"parts": [{"text": "x"}]}}]});
     assert_eq!(response::decode(&body, meta()).unwrap().stop, StopReason::EndTurn);
