@@ -120,6 +120,8 @@ pub struct Decoder {
     tool_index: Option<u64>,
     tool_id: Option<String>,
     tool_name: Option<String>,
+    /// The open call's arguments so far.
+    tool_args: String,
     /// Ids given to calls so far: a repeated upstream id gets a fresh one.
     used_ids: Vec<String>,
     tool_calls: usize,
@@ -130,7 +132,7 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(meta: ResponseMeta) -> Self {
-        Decoder { meta, started: false, reasoning: None, tool_index: None, tool_id: None, tool_name: None, used_ids: Vec::new(), tool_calls: 0, finish: None, usage: Usage::default(), done: false }
+        Decoder { meta, started: false, reasoning: None, tool_index: None, tool_id: None, tool_name: None, tool_args: String::new(), used_ids: Vec::new(), tool_calls: 0, finish: None, usage: Usage::default(), done: false }
     }
 
     fn start(&mut self, out: &mut Vec<StreamEvent>) {
@@ -205,11 +207,13 @@ impl StreamDecoder for Decoder {
                 // OpenAI numbers calls and sends the id once. Some compatible servers number
                 // every call 0, or not at all, or repeat the id on each chunk: another id,
                 // or another name without an index, is another call.
+                // Only once the open call's arguments are whole, should an id change mid-call.
                 let other_id = id.is_some() && id != self.tool_id;
+                let open_call_whole = || self.tool_args.trim().is_empty() || serde_json::from_str::<serde::de::IgnoredAny>(&self.tool_args).is_ok();
                 let new_call = match (index, self.tool_index) {
                     (_, None) => true,
-                    (Some(i), Some(open)) => i != open || other_id,
-                    (None, Some(_)) => other_id || (id.is_none() && name.is_some() && name != self.tool_name),
+                    (Some(i), Some(open)) => i != open || (other_id && open_call_whole()),
+                    (None, Some(_)) => (other_id || (id.is_none() && name.is_some() && name != self.tool_name)) && open_call_whole(),
                 };
                 if new_call {
                     self.close_reasoning(out);
@@ -220,15 +224,18 @@ impl StreamDecoder for Decoder {
                         .unwrap_or_else(|| crate::wire::synth_id("call_", &self.meta.id, self.tool_calls));
                     self.used_ids.push(id.clone());
                     self.tool_name = name.clone();
+                    self.tool_args.clear();
                     self.tool_calls += 1;
                     out.push(StreamEvent::ToolCallStart { id, name: name.unwrap_or_default() });
                 }
-                match function.get("arguments") {
-                    Some(Value::String(args)) if !args.is_empty() => out.push(StreamEvent::ToolCallDelta(args.clone())),
+                let args = match function.get("arguments") {
+                    Some(Value::String(args)) if !args.is_empty() => args.clone(),
                     // A whole call with its arguments as an object (some compatible servers).
-                    Some(args @ Value::Object(_)) => out.push(StreamEvent::ToolCallDelta(args.to_string())),
-                    _ => {}
-                }
+                    Some(args @ Value::Object(_)) => args.to_string(),
+                    _ => continue,
+                };
+                self.tool_args.push_str(&args);
+                out.push(StreamEvent::ToolCallDelta(args));
             }
         }
         if let Some(reason) = str_of(choice, "finish_reason") {

@@ -276,6 +276,12 @@ fn tool_calls_from_compatible_servers_keep_each_call_whole() {
     ]);
     assert_eq!((dup.len(), dup[1].1.as_str(), dup[1].2.as_str()), (2, "b", "{\"y\":2}"));
     assert_ne!(dup[0].0, dup[1].0);
+    // An id that changes before the call's arguments are whole does not split it.
+    let changing = calls(&[
+        r#"{"index":0,"id":"c1","type":"function","function":{"name":"a","arguments":"{\"x\""}}"#,
+        r#"{"index":0,"id":"c1b","function":{"arguments":":1}"}}"#,
+    ]);
+    assert_eq!(changing, owned(&[("c1", "a", "{\"x\":1}")]));
     // Arguments sent as an object rather than JSON text.
     let object_args = calls(&[r#"{"index":0,"id":"c1","type":"function","function":{"name":"a","arguments":{"x":1}}}"#]);
     assert_eq!(object_args, owned(&[("c1", "a", "{\"x\":1}")]));
