@@ -453,11 +453,11 @@ fn prepare(
     let upstream_model = t.model.upstream_model.clone();
     let upstream_protocol = provider.kind.protocol().unwrap_or(protocol);
     // Tool names this upstream would reject go renamed; the answer maps them back.
-    let fitted = ir.and_then(|ir| crate::tool_names::fit_request(upstream_protocol, ir));
-    let (ir, tool_names) = match &fitted {
-        Some((renamed, map)) => (Some(renamed), map.clone()),
-        None => (ir, Vec::new()),
+    let (renamed, tool_names) = match ir.and_then(|ir| crate::tool_names::fit_request(upstream_protocol, ir)) {
+        Some((renamed, map)) => (Some(renamed), map),
+        None => (None, Vec::new()),
     };
+    let ir = renamed.as_ref().or(ir);
     let conversion = match ir {
         Some(ir) => {
             let framing = if protocol == Protocol::Gemini && !alt_sse { StreamFraming::JsonArray } else { StreamFraming::Sse };

@@ -24,12 +24,14 @@ fn allowed(upstream: Protocol, c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-' || (upstream == Protocol::Gemini && (c == '.' || c == ':'))
 }
 
+/// Whether `name` starts as `upstream` requires (Gemini: a letter or `_`).
+fn starts_right(upstream: Protocol, name: &str) -> bool {
+    upstream != Protocol::Gemini || name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+}
+
 /// Whether `upstream` takes `name` as it is.
 pub fn fits(upstream: Protocol, name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= max_len(upstream)
-        && name.chars().all(|c| allowed(upstream, c))
-        && (upstream != Protocol::Gemini || name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+    !name.is_empty() && name.len() <= max_len(upstream) && name.chars().all(|c| allowed(upstream, c)) && starts_right(upstream, name)
 }
 
 /// The name `upstream` gets for a tool called `name` that does not fit: the fitting
@@ -38,7 +40,7 @@ pub fn fits(upstream: Protocol, name: &str) -> bool {
 pub fn fitted(upstream: Protocol, name: &str) -> String {
     let tag = format!("_{:08x}", crate::protocols::digest(name, 0) as u32);
     let mut out = String::new();
-    if upstream == Protocol::Gemini && !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+    if !starts_right(upstream, name) {
         out.push('_');
     }
     out.extend(name.chars().map(|c| if allowed(upstream, c) { c } else { '_' }));
