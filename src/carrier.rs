@@ -140,6 +140,27 @@ pub fn split_id(id: &str) -> (String, Option<Reasoning>) {
     (id.to_string(), None)
 }
 
+/// Where every packed value starts: base64 of `GWR1` and the top bits of `{` (alike in
+/// both alphabets).
+const PACKED_START: &[u8] = b"R1dSMX";
+
+/// Whether `body` may hold a packed value (a fast scan; [`is_packed`] decides).
+pub fn may_hold_packed(body: &[u8]) -> bool {
+    let mut rest = body;
+    while let Some(i) = memchr::memchr(PACKED_START[0], rest) {
+        if rest[i..].starts_with(PACKED_START) {
+            return true;
+        }
+        rest = &rest[i + 1..];
+    }
+    false
+}
+
+/// Whether `s` is a packed value (as a whole, not an id carrying one).
+pub fn is_packed(s: &str) -> bool {
+    s.as_bytes().starts_with(PACKED_START) && unpack(s).is_some()
+}
+
 /// Whether an upstream speaking `upstream` can take `r` back.
 pub fn accepted_by(r: &Reasoning, upstream: Protocol) -> bool {
     r.origin == Some(upstream)
@@ -185,6 +206,18 @@ mod tests {
         let plain = Reasoning { text: "t".into(), ..Default::default() };
         let packed = to_client(&plain, Protocol::Claude).unwrap();
         assert_eq!(from_client(&packed, Protocol::Claude, "t").origin, None);
+    }
+
+    #[test]
+    fn packed_values_are_found_by_their_start() {
+        for r in [claude(), Reasoning::default(), Reasoning { text: "t".into(), ..Default::default() }] {
+            for packed in [pack(&r), pack_url(&r), id_with("call_1", &r)] {
+                assert!(may_hold_packed(format!("{{\"x\":\"{packed}\"}}").as_bytes()), "{packed}");
+            }
+            assert!(is_packed(&pack(&r)) && is_packed(&pack_url(&r)));
+        }
+        assert!(!may_hold_packed(br#"{"signature":"EqQBCgIYAh"}"#));
+        assert!(!is_packed("R1dSMXnot-ours"));
     }
 
     #[test]

@@ -367,6 +367,14 @@ fn plan_inner(req: &Request, route: &Route, body: &[u8], config: &Config, ctx: &
         return Ok(Plan::Reply(echo_reply(protocol, route, &envelope, &ir, meta, alt_sse)));
     }
 
+    // Same-protocol targets get the body as it is, less reasoning the gateway packed for
+    // this caller from another provider (a fallback or a model switch earlier in the
+    // conversation): their upstream would reject it.
+    let cleaned = if routed.targets.iter().any(|t| !converts(t)) { protocols::without_packed_reasoning(protocol, body) } else { None };
+    let (body, object) = match &cleaned {
+        Some(cleaned) => (cleaned.as_slice(), JsonObject::parse(cleaned)?),
+        None => (body, object),
+    };
     let mut targets = Vec::new();
     let mut last_error = None;
     for t in &routed.targets {

@@ -9,7 +9,7 @@ const CONFIG: &str = r#"{
     "gem": {"type": "gemini", "baseURL": "http://up.test", "apiKey": "AIza-1", "models": ["gemini-2.5-flash"]},
     "echo": {"type": "echo"}
   },
-  "limits": {"maxBodyBytes": 2000}
+  "limits": {"maxBodyBytes": 4000}
 }"#;
 
 struct Fixture {
@@ -155,9 +155,9 @@ fn bad_bodies_are_400_in_the_callers_format() {
 #[test]
 fn oversized_bodies_are_413() {
     let f = fixture();
-    let r = reply(&f, "POST", "/v1/chat/completions", &[AUTH, ("content-length", "5000")], "{}");
+    let r = reply(&f, "POST", "/v1/chat/completions", &[AUTH, ("content-length", "9000")], "{}");
     assert_eq!(r.status, 413);
-    let big = format!(r#"{{"model":"echo.x","messages":[{{"role":"user","content":"{}"}}]}}"#, "a".repeat(3000));
+    let big = format!(r#"{{"model":"echo.x","messages":[{{"role":"user","content":"{}"}}]}}"#, "a".repeat(6000));
     assert_eq!(reply(&f, "POST", "/v1/chat/completions", &[AUTH], &big).status, 413);
 }
 
@@ -422,6 +422,75 @@ fn mixed_routes_pass_same_protocol_targets_through_untouched() {
     assert!(fw.targets[0].conversion.is_none());
     assert_eq!(String::from_utf8(req0(&fw).body).unwrap(), body.replace("\"mix\"", "\"c\""));
     assert!(fw.targets[1].conversion.is_some());
+}
+
+#[test]
+fn reasoning_packed_from_another_provider_never_reaches_a_same_protocol_upstream() {
+    use crate::carrier;
+    use crate::ir::Reasoning;
+    let f = fixture();
+    let foreign = Reasoning { encrypted: Some("gAAAA".into()), origin: Some(Protocol::OpenAiResponses), ..Default::default() };
+    let sent = |path: &str, body: String| -> Value { serde_json::from_slice(&req0(&forward(&f, path, &[AUTH], &body)).body).unwrap() };
+
+    // Claude: the packed thinking block goes, Claude's own stays byte-exact, cache marks stay;
+    // the tool loop now lacks thinking, so thinking is switched off.
+    let body = format!(
+        r#"{{"model":"ant.claude-x","max_tokens":900,"thinking":{{"type":"enabled","budget_tokens":500}},"system":[{{"type":"text","text":"s","cache_control":{{"type":"ephemeral"}}}}],"messages":[
+        {{"role":"user","content":"q1"}},
+        {{"role":"assistant","content":[{{"type":"thinking","thinking":"mine","signature":"EqQB+/="}},{{"type":"text","text":"a1"}}]}},
+        {{"role":"user","content":"q2"}},
+        {{"role":"assistant","content":[{{"type":"thinking","thinking":"t","signature":"{p}"}},{{"type":"tool_use","id":"toolu_1","name":"f","input":{{}}}}]}},
+        {{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_1","content":"r"}}]}}]}}"#,
+        p = carrier::pack(&foreign)
+    );
+    let v = sent("/v1/messages", body);
+    assert_eq!(v["messages"][1]["content"][0]["signature"], "EqQB+/=");
+    assert_eq!(v["messages"][3]["content"].as_array().unwrap().len(), 1);
+    assert_eq!(v["messages"][3]["content"][0]["type"], "tool_use");
+    assert!(v.get("thinking").is_none());
+    assert_eq!(v["system"][0]["cache_control"]["type"], "ephemeral");
+    // Outside a tool loop thinking stays on.
+    let body = format!(
+        r#"{{"model":"ant.claude-x","max_tokens":900,"thinking":{{"type":"enabled","budget_tokens":500}},"messages":[{{"role":"user","content":"q1"}},{{"role":"assistant","content":[{{"type":"thinking","thinking":"t","signature":"{p}"}},{{"type":"text","text":"a"}}]}},{{"role":"user","content":"q2"}}]}}"#,
+        p = carrier::pack(&foreign)
+    );
+    let v = sent("/v1/messages", body);
+    assert_eq!(v["thinking"]["type"], "enabled");
+    assert_eq!(v["messages"][1]["content"], serde_json::json!([{"type": "text", "text": "a"}]));
+
+    // Chat: tool call ids carrying packed reasoning go back to their plain form.
+    let id = carrier::id_with("call_1", &foreign);
+    let body = format!(
+        r#"{{"model":"oai.mini","messages":[{{"role":"user","content":"q"}},{{"role":"assistant","content":null,"tool_calls":[{{"id":"{id}","type":"function","function":{{"name":"f","arguments":"{{}}"}}}}]}},{{"role":"tool","tool_call_id":"{id}","content":"r"}}]}}"#
+    );
+    let v = sent("/v1/chat/completions", body);
+    assert_eq!(v["messages"][1]["tool_calls"][0]["id"], "call_1");
+    assert_eq!(v["messages"][2]["tool_call_id"], "call_1");
+
+    // Responses: the packed reasoning item goes, OpenAI's own stays.
+    let claude = Reasoning { text: "t".into(), signature: Some("EqQB".into()), origin: Some(Protocol::Claude), ..Default::default() };
+    let body = format!(
+        r#"{{"model":"resp.gpt-5","input":[{{"role":"user","content":"q"}},{{"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"{p}"}},{{"type":"reasoning","id":"rs_2","summary":[],"encrypted_content":"gAAAA"}},{{"type":"function_call","call_id":"c1","name":"f","arguments":"{{}}"}},{{"type":"function_call_output","call_id":"c1","output":"r"}}]}}"#,
+        p = carrier::pack(&claude)
+    );
+    let v = sent("/v1/responses", body);
+    let kinds: Vec<&str> = v["input"].as_array().unwrap().iter().map(|i| i["type"].as_str().unwrap_or("message")).collect();
+    assert_eq!(kinds, ["message", "reasoning", "function_call", "function_call_output"]);
+    assert_eq!(v["input"][1]["encrypted_content"], "gAAAA");
+
+    // Gemini: a call keeps the placeholder signature, a packed thought part goes.
+    let body = format!(
+        r#"{{"contents":[{{"role":"user","parts":[{{"text":"q"}}]}},{{"role":"model","parts":[{{"text":"t","thought":true,"thoughtSignature":"{p}"}},{{"functionCall":{{"name":"f","args":{{}}}},"thoughtSignature":"{p}"}}]}},{{"role":"user","parts":[{{"functionResponse":{{"name":"f","response":{{"r":1}}}}}}]}}]}}"#,
+        p = carrier::pack(&claude)
+    );
+    let v = sent("/v1beta/models/gem.gemini-2.5-flash:generateContent", body);
+    let parts = v["contents"][1]["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0]["thoughtSignature"], crate::protocols::gemini::request::DUMMY_SIGNATURE);
+
+    // Without any, the body goes byte for byte.
+    let body = r#"{"model":"ant.claude-x","max_tokens":9,"messages":[{"role":"user","content":"R1dSMX is just text"}]}"#;
+    assert_eq!(String::from_utf8(req0(&forward(&f, "/v1/messages", &[AUTH], body)).body).unwrap(), body.replace("ant.claude-x", "claude-x"));
 }
 
 #[test]

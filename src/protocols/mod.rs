@@ -133,6 +133,23 @@ pub fn decode_request(protocol: Protocol, body: &serde_json::Value) -> Result<Re
     }
 }
 
+/// A same-protocol request without the reasoning the gateway packed for its caller from
+/// other providers (see [`crate::carrier`]): that reasoning is foreign to this upstream,
+/// which would reject it. `None` when there is none (the body goes as it is).
+pub fn without_packed_reasoning(protocol: Protocol, body: &[u8]) -> Option<Vec<u8>> {
+    if !crate::carrier::may_hold_packed(body) {
+        return None;
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let changed = match protocol {
+        Protocol::OpenAiChat => openai_chat::request::drop_packed_reasoning(&mut value),
+        Protocol::OpenAiResponses => openai_responses::request::drop_packed_reasoning(&mut value),
+        Protocol::Claude => claude::request::drop_packed_reasoning(&mut value),
+        Protocol::Gemini => gemini::request::drop_packed_reasoning(&mut value),
+    };
+    changed.then(|| serde_json::to_vec(&value).ok()).flatten()
+}
+
 /// Egress: an IR request as an upstream body of `protocol`.
 pub fn encode_request(protocol: Protocol, request: &Request, target: &Target) -> Result<serde_json::Value, GatewayError> {
     match protocol {

@@ -474,6 +474,27 @@ def test_thinking_tool_round_trip(gateway, client, provider, stream):
                               f"first upstream request: {[summarize_record(r) for r in first_log]}")
 
 
+OWN_PROVIDER = {"chat": "oai", "responses": "resp", "anthropic": "ant", "gemini": "gem"}
+SWITCHES = [(c, p) for c in CLIENTS for p in PROVIDERS if p != OWN_PROVIDER[c]]
+
+
+@pytest.mark.parametrize("client,provider", SWITCHES, ids=[f"{c}-{p}-then-own" for c, p in SWITCHES])
+def test_conversation_moving_to_the_callers_own_provider(gateway, client, provider):
+    """A tool turn with thinking answered by another provider (a fallback, a model switch),
+    then the next turn to the client's own protocol, passed through: the reasoning the gateway
+    packed for the client must not reach that upstream, which would reject it (the mock checks
+    signatures, encrypted content, thought signatures and OpenAI's 40-character call ids)."""
+    d = pair(gateway, client)
+    t1 = d.send(BASE_MODEL[provider], d.start("weather in paris?"), False, tools=True, think=True)
+    check_calls(t1, d, client, provider, [("get_weather", WEATHER_ARGS)])
+    own = OWN_PROVIDER[client]
+    gateway.mock.clear()
+    t2 = d.send(BASE_MODEL[own], d.results(t1), False, tools=True, think=True)
+    check_result_text(t2, client, own, ["sunny"])
+    (sent,) = upstream_requests(gateway, own)
+    assert "R1dSMX" not in json.dumps(sent["body"]), ctx(client, own, "packed reasoning reached the upstream")
+
+
 @pytest.mark.parametrize("client,provider", PAIRS, ids=PAIR_IDS)
 def test_thinking_parallel_tool_round_trip(gateway, client, provider):
     """Parallel calls after reasoning: Gemini signs only the first call, Responses ties both calls

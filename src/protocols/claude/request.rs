@@ -743,6 +743,47 @@ fn thinking_budget(req: &Request, target: &Target) -> Option<u64> {
     (budget > 0).then_some(budget)
 }
 
+/// Same-protocol passthrough: removes the thinking blocks the gateway packed for this
+/// caller from another provider's reasoning (their `signature` is ours, which Anthropic
+/// would reject), and switches thinking off when an ongoing tool loop is left without the
+/// thinking Anthropic requires there. Whether anything changed.
+pub fn drop_packed_reasoning(body: &mut Value) -> bool {
+    let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else { return false };
+    let packed = |b: &Value| is_thinking(b) && [b.get("signature"), b.get("data")].into_iter().flatten().filter_map(Value::as_str).any(carrier::is_packed);
+    let mut changed = false;
+    messages.retain_mut(|m| {
+        let Some(blocks) = m.get_mut("content").and_then(Value::as_array_mut) else { return true };
+        let before = blocks.len();
+        blocks.retain(|b| !packed(b));
+        changed |= blocks.len() != before;
+        blocks.len() == before || !blocks.is_empty()
+    });
+    if !changed {
+        return false;
+    }
+    let loop_start = messages
+        .iter()
+        .rposition(|m| m.get("role").and_then(Value::as_str) == Some("user") && !holds_block(m, "tool_result"))
+        .map_or(0, |i| i + 1);
+    let loop_lacks_thinking = messages[loop_start.min(messages.len())..]
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant") && holds_block(m, "tool_use"))
+        .any(|m| !m.get("content").and_then(Value::as_array).and_then(|c| c.first()).is_some_and(is_thinking));
+    if loop_lacks_thinking {
+        if let Some(o) = body.as_object_mut() {
+            o.remove("thinking");
+        }
+    }
+    true
+}
+
+fn holds_block(message: &Value, kind: &str) -> bool {
+    message
+        .get("content")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|b| b.get("type").and_then(Value::as_str) == Some(kind)))
+}
+
 fn is_thinking(block: &Value) -> bool {
     matches!(block.get("type").and_then(Value::as_str), Some("thinking" | "redacted_thinking"))
 }

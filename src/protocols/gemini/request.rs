@@ -136,6 +136,43 @@ fn opt_strings(v: &Value, camel: &str, snake: &str, parent: &str) -> Result<Vec<
 
 /// Ingress: a client request as IR. A `countTokens` body wrapping its request in
 /// `generateContentRequest` is read the same way.
+/// Same-protocol passthrough: `thoughtSignature`s the gateway packed from another
+/// provider's reasoning are not Gemini's: a function call keeps the documented
+/// placeholder instead (Gemini 3 requires one on the current turn's calls), a thought
+/// part goes, other parts lose the field. Whether anything changed.
+pub fn drop_packed_reasoning(body: &mut Value) -> bool {
+    let target = match body.get_mut("generateContentRequest") {
+        Some(inner) if inner.is_object() => inner,
+        _ => body,
+    };
+    let Some(contents) = target.get_mut("contents").and_then(Value::as_array_mut) else { return false };
+    let mut changed = false;
+    contents.retain_mut(|content| {
+        let Some(parts) = content.get_mut("parts").and_then(Value::as_array_mut) else { return true };
+        let before = parts.len();
+        parts.retain_mut(|part| {
+            let Some(key) = ["thoughtSignature", "thought_signature"]
+                .into_iter()
+                .find(|k| part.get(*k).and_then(Value::as_str).is_some_and(carrier::is_packed))
+            else {
+                return true;
+            };
+            changed = true;
+            if part.get("thought").and_then(Value::as_bool) == Some(true) {
+                return false;
+            }
+            if part.get("functionCall").or_else(|| part.get("function_call")).is_some() {
+                part[key] = json!(DUMMY_SIGNATURE);
+            } else if let Some(o) = part.as_object_mut() {
+                o.remove(key);
+            }
+            true
+        });
+        parts.len() == before || !parts.is_empty()
+    });
+    changed
+}
+
 pub fn decode(body: &Value) -> Result<ir::Request, GatewayError> {
     if !body.is_object() {
         return Err(GatewayError::invalid("The request body must be a JSON object."));

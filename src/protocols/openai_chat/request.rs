@@ -110,6 +110,31 @@ fn parse_effort(v: Option<&str>, param: &str) -> Result<Option<Effort>, GatewayE
 }
 
 /// Ingress: a Chat Completions request as IR.
+/// Same-protocol passthrough: tool call ids the gateway extended with another provider's
+/// packed reasoning go back to their plain form (the reasoning is of no use to a Chat
+/// upstream, and such ids exceed OpenAI's length limit). Whether anything changed.
+pub fn drop_packed_reasoning(body: &mut Value) -> bool {
+    let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else { return false };
+    let mut changed = false;
+    let mut plain = |id: &mut Value| {
+        if let Some((plain, Some(_))) = id.as_str().map(carrier::split_id) {
+            *id = Value::String(plain);
+            changed = true;
+        }
+    };
+    for m in messages {
+        if let Some(id) = m.get_mut("tool_call_id") {
+            plain(id);
+        }
+        for call in m.get_mut("tool_calls").and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(id) = call.get_mut("id") {
+                plain(id);
+            }
+        }
+    }
+    changed
+}
+
 pub fn decode(body: &Value) -> Result<Request, GatewayError> {
     let mut req = Request::default();
     let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| invalid("'messages' must be an array.", "messages"))?;

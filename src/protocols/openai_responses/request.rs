@@ -574,6 +574,19 @@ fn decode_format(body: &Value) -> Result<Option<ResponseFormat>, GatewayError> {
 }
 
 /// Ingress: a client request as IR.
+/// Same-protocol passthrough: removes the reasoning items whose `encrypted_content` the
+/// gateway packed from another provider's reasoning (OpenAI could not decrypt it).
+/// Whether anything changed.
+pub fn drop_packed_reasoning(body: &mut Value) -> bool {
+    let Some(items) = body.get_mut("input").and_then(Value::as_array_mut) else { return false };
+    let before = items.len();
+    items.retain(|item| {
+        !(item.get("type").and_then(Value::as_str) == Some("reasoning")
+            && item.get("encrypted_content").and_then(Value::as_str).is_some_and(carrier::is_packed))
+    });
+    items.len() != before
+}
+
 pub fn decode(body: &Value) -> Result<Request, GatewayError> {
     if !body.is_object() {
         return Err(GatewayError::invalid(format!("The request body must be a JSON object, but got {}.", kind_name(body))));
