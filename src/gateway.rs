@@ -539,7 +539,9 @@ fn prepare(
     let base = provider.base_urls.first().cloned().unwrap_or_default();
     let url = upstream::url(provider, &base, op, &upstream_model, &forwarded_query);
     let accept = if conversion.is_some() { None } else { (req.header)("accept") };
-    let (version, beta) = if conversion.is_some() {
+    // A Claude caller's API version and betas (1M context, interleaved thinking…) go to a
+    // Claude upstream even when a suffix alias converts the request.
+    let (version, beta) = if conversion.is_some() && protocol != Protocol::Claude {
         (None, None)
     } else {
         ((req.header)("anthropic-version"), (req.header)("anthropic-beta"))

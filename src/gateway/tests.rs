@@ -408,6 +408,14 @@ fn thinking_suffixes_convert_even_within_a_protocol() {
     assert_eq!(sent["model"], "claude-x");
     assert_eq!(sent["thinking"]["type"], "enabled");
     assert!(fw.targets[0].conversion.as_ref().unwrap().hide_reasoning);
+    // The caller's betas go along, and its caching survives as the gateway's breakpoints.
+    let beta = ("anthropic-beta", "context-1m-2025-08-07");
+    let body = r#"{"model":"ant.claude-x-thinking","max_tokens":100,"system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"hi"}]}"#;
+    let fw = forward(&f, "/v1/messages", &[AUTH, beta], body);
+    let up = req0(&fw);
+    assert!(up.headers.iter().any(|(n, v)| n == "anthropic-beta" && v == "context-1m-2025-08-07"), "{:?}", up.headers);
+    let sent: Value = serde_json::from_slice(&up.body).unwrap();
+    assert_eq!(sent["system"][0]["cache_control"]["type"], "ephemeral", "{sent}");
 }
 
 #[test]

@@ -91,9 +91,10 @@ fn req_str<'a>(v: &'a Value, key: &str, param: &str) -> Result<&'a str, GatewayE
 }
 
 /// Ingress: a client request as IR. `model` is ignored (the gateway resolves it).
-/// Not representable in the IR and dropped: `cache_control` (top level and on blocks),
-/// `citations`, server tools and their blocks, `service_tier`, `container`,
-/// `context_management`, `thinking.display:"summarized"` beyond "show thoughts".
+/// Not representable in the IR and dropped: where `cache_control` marks sit (only that the
+/// caller caches is kept, as `prompt_cache`), `citations`, server tools and their blocks,
+/// `service_tier`, `container`, `context_management`, `thinking.display:"summarized"`
+/// beyond "show thoughts".
 pub fn decode(body: &Value) -> Result<Request, GatewayError> {
     if !body.is_object() {
         return Err(GatewayError::invalid("Request body must be a JSON object."));
@@ -156,6 +157,14 @@ pub fn decode(body: &Value) -> Result<Request, GatewayError> {
         }
         req.user = opt_str(metadata, "user_id", "metadata.user_id")?.map(String::from);
     }
+    // The caller's own breakpoints are not kept, but that it caches is: a Claude upstream
+    // then gets the gateway's breakpoints.
+    let marked = |v: &Value| v.get("cache_control").is_some_and(|c| !c.is_null());
+    let any_marked = |v: Option<&Value>| v.and_then(Value::as_array).is_some_and(|items| items.iter().any(marked));
+    req.prompt_cache = marked(body)
+        || any_marked(body.get("system"))
+        || any_marked(body.get("tools"))
+        || messages.iter().any(|m| marked(m) || any_marked(m.get("content")));
     Ok(req)
 }
 

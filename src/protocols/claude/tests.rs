@@ -232,7 +232,12 @@ fn claude_to_claude_keeps_the_conversation_byte_exact() {
     let ir = request::decode(&original).unwrap();
     let body = enc(&ir);
     assert_eq!(body["model"], "claude-up");
-    assert_eq!(body["system"], json!([{"type": "text", "text": "You are a careful assistant."}, {"type": "text", "text": "Answer briefly."}]));
+    // The caller caches: the gateway's breakpoints (here on the last system block) stand in
+    // for its own.
+    assert_eq!(
+        body["system"],
+        json!([{"type": "text", "text": "You are a careful assistant."}, {"type": "text", "text": "Answer briefly.", "cache_control": {"type": "ephemeral"}}])
+    );
     // Thinking blocks come back unchanged, in order, before the tool_use.
     let a = &body["messages"][1]["content"];
     assert_eq!(a[0], original["messages"][1]["content"][0]);
