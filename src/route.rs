@@ -61,7 +61,7 @@ const GEMINI_PREFIXES: [&str; 3] = ["/gemini/v1beta", "/v1beta", "/gemini/v1"];
 
 /// The protocol an arbitrary path most likely belongs to, for rendering errors.
 pub fn protocol_hint(path: &str) -> Protocol {
-    if path.starts_with("/claude/") || path.starts_with("/v1/messages") || path == "/claude" {
+    if path.starts_with("/claude/") || path.starts_with("/v1/messages") || path.starts_with("/messages") || path == "/claude" {
         Protocol::Claude
     } else if path.starts_with("/gemini") || path.starts_with("/v1beta") {
         Protocol::Gemini
@@ -126,7 +126,9 @@ pub fn route(method: &str, raw_path: &str) -> Matched {
         }
     }
 
-    for prefix in ["/claude/v1", "/v1"] {
+    // Bare `/messages` too: clients that take a base URL without `/v1` (SillyTavern's
+    // Claude proxy setting) append only `/messages`.
+    for prefix in ["/claude/v1", "/v1", "/claude", ""] {
         let Some(rest) = path.strip_prefix(prefix) else { continue };
         match rest {
             "/messages" => return post(Protocol::Claude, Operation::Generate),
@@ -232,7 +234,7 @@ mod tests {
             assert_eq!(api("POST", p).protocol, Protocol::OpenAiResponses);
             assert_eq!(api("POST", &format!("{p}/compact")).operation, Operation::Compact);
         }
-        for p in ["/claude/v1/messages", "/v1/messages"] {
+        for p in ["/claude/v1/messages", "/v1/messages", "/claude/messages", "/messages"] {
             assert_eq!(api("POST", p).protocol, Protocol::Claude);
             assert_eq!(api("POST", &format!("{p}/count_tokens")).operation, Operation::CountTokens);
         }
