@@ -122,6 +122,57 @@ impl GatewayError {
         e
     }
 
+    /// Whether this is a prompt too long for the model's context window, in any provider's
+    /// words, with (prompt tokens, limit) when the words carry them.
+    pub fn context_overflow(&self) -> Option<Option<(u64, u64)>> {
+        if self.kind != ErrorKind::InvalidRequest {
+            return None;
+        }
+        let m = self.message.to_ascii_lowercase();
+        let after = |marker: &str| m.find(marker).and_then(|i| first_number(&m[i + marker.len()..]));
+        if m.starts_with("prompt is too long") {
+            // Anthropic: "prompt is too long: 210000 tokens > 200000 maximum"
+            return Some(after("prompt is too long").zip(after(" > ")));
+        }
+        if m.contains("maximum context length") {
+            // OpenAI and compatible servers: "…maximum context length is 128000 tokens.
+            // However, your messages resulted in 130000 tokens" / "…you requested 5000
+            // tokens (4000 in the messages, 1000 in the completion)"
+            let prompt = after("resulted in").or_else(|| after("(")).or_else(|| after("requested"));
+            return Some(prompt.zip(after("maximum context length")));
+        }
+        if m.contains("input token count") && m.contains("exceeds the maximum number of tokens") {
+            // Gemini: "The input token count (1234567) exceeds the maximum number of tokens
+            // allowed (1048576)."
+            return Some(after("input token count").zip(after("tokens allowed")));
+        }
+        if m.contains("exceeds the context window") {
+            // OpenAI Responses: "Your input exceeds the context window of this model."
+            return Some(None);
+        }
+        None
+    }
+
+    /// The message in the words `protocol`'s clients look for: a context overflow says it
+    /// as that provider does (Claude Code and Codex compact the conversation on it).
+    pub fn message_for(&self, protocol: Protocol) -> std::borrow::Cow<'_, str> {
+        let Some(tokens) = self.context_overflow() else { return self.message.as_str().into() };
+        let m = self.message.to_ascii_lowercase();
+        match (protocol, tokens) {
+            (Protocol::Claude, _) if m.starts_with("prompt is too long") => self.message.as_str().into(),
+            (Protocol::Claude, Some((prompt, limit))) => format!("prompt is too long: {prompt} tokens > {limit} maximum").into(),
+            (Protocol::Claude, None) => format!("prompt is too long: {}", self.message).into(),
+            (Protocol::OpenAiChat | Protocol::OpenAiResponses, Some((prompt, limit))) if !m.contains("maximum context length") => format!(
+                "This model's maximum context length is {limit} tokens. However, your messages resulted in {prompt} tokens. Please reduce the length of the messages."
+            )
+            .into(),
+            (Protocol::Gemini, Some((prompt, limit))) if !m.contains("input token count") => {
+                format!("The input token count ({prompt}) exceeds the maximum number of tokens allowed ({limit}).").into()
+            }
+            _ => self.message.as_str().into(),
+        }
+    }
+
     /// The JSON body of this error in `protocol`'s format.
     pub fn render(&self, protocol: Protocol) -> String {
         match protocol {
@@ -132,6 +183,13 @@ impl GatewayError {
             Protocol::Gemini => crate::protocols::gemini::error::render(self),
         }
     }
+}
+
+/// The first run of digits in `s` (thousands separators skipped), within its first 40 bytes.
+fn first_number(s: &str) -> Option<u64> {
+    let start = s.bytes().take(40).position(|b| b.is_ascii_digit())?;
+    let digits: String = s[start..].chars().take_while(|c| c.is_ascii_digit() || *c == ',').filter(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 impl std::fmt::Display for GatewayError {
@@ -162,6 +220,33 @@ mod tests {
         let ge = body(&e, Protocol::Gemini);
         assert_eq!(ge["error"]["code"], 404);
         assert_eq!(ge["error"]["status"], "NOT_FOUND");
+    }
+
+    #[test]
+    fn context_overflows_are_said_as_each_client_expects() {
+        let anthropic = GatewayError::invalid("prompt is too long: 210000 tokens > 200000 maximum");
+        let openai = GatewayError::invalid("This model's maximum context length is 128000 tokens. However, your messages resulted in 130,500 tokens. Please reduce the length of the messages.");
+        let vllm = GatewayError::invalid("This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion).");
+        let gemini = GatewayError::invalid("The input token count (1234567) exceeds the maximum number of tokens allowed (1048576).");
+        let responses = GatewayError::invalid("Your input exceeds the context window of this model. Please adjust your input and try again.");
+        assert_eq!(anthropic.context_overflow(), Some(Some((210000, 200000))));
+        assert_eq!(openai.context_overflow(), Some(Some((130500, 128000))));
+        assert_eq!(vllm.context_overflow(), Some(Some((4000, 4096))));
+        assert_eq!(gemini.context_overflow(), Some(Some((1234567, 1048576))));
+        assert_eq!(responses.context_overflow(), Some(None));
+        assert_eq!(GatewayError::invalid("messages: too many").context_overflow(), None);
+        assert_eq!(GatewayError::new(ErrorKind::Internal, "prompt is too long: 1 tokens > 0 maximum").context_overflow(), None);
+
+        assert_eq!(openai.message_for(Protocol::Claude), "prompt is too long: 130500 tokens > 128000 maximum");
+        assert_eq!(responses.message_for(Protocol::Claude), format!("prompt is too long: {}", responses.message));
+        assert_eq!(anthropic.message_for(Protocol::Claude), anthropic.message);
+        assert!(gemini.message_for(Protocol::OpenAiResponses).starts_with("This model's maximum context length is 1048576 tokens. However, your messages resulted in 1234567 tokens."));
+        assert_eq!(anthropic.message_for(Protocol::Gemini), "The input token count (210000) exceeds the maximum number of tokens allowed (200000).");
+        let oa = body(&anthropic, Protocol::OpenAiChat);
+        assert_eq!(oa["error"]["code"], "context_length_exceeded");
+        assert!(oa["error"]["message"].as_str().unwrap().contains("maximum context length is 200000 tokens"));
+        assert_eq!(body(&openai, Protocol::Claude)["error"]["message"], "prompt is too long: 130500 tokens > 128000 maximum");
+        assert_eq!(body(&openai, Protocol::Gemini)["error"]["status"], "INVALID_ARGUMENT");
     }
 
     #[test]

@@ -176,7 +176,8 @@ def mock(mock_upstream):
 # half-way (mock-truncate) or stalls mid-stream then drops the connection (mock-hang-mid-<ms>).
 # Also: "mock-preamble" answers a tool call with a text preamble first; "mock-hang-mid" stalls 60 s
 # mid-stream (the gateway's idleMs ends it).
-CONVERSION_MODELS = {"mock-parallel": {}, "mock-preamble": {}, "mock-truncate": {}, "mock-hang-mid-800": {}, "mock-hang-mid": {}}
+CONVERSION_MODELS = {"mock-parallel": {}, "mock-preamble": {}, "mock-truncate": {}, "mock-hang-mid-800": {}, "mock-hang-mid": {},
+                     "mock-too-long": {}}
 
 
 def gateway_config(mock_base: str) -> dict:

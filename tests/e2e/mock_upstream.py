@@ -22,6 +22,7 @@ name (for Gemini the model in the URL):
   mock-garbage         200 with a non-JSON body
   mock-reset           close the socket (TCP RST) without any response
   mock-hang-mid-<ms>   like mock-hang-mid, but stall <ms> and then drop the connection
+  mock-too-long        400: the prompt exceeds the context window, in the API's own words
   mock-malformed       (Gemini) a 200 whose only candidate ends with MALFORMED_FUNCTION_CALL and
                        no content, as Gemini answers when it fails to form a tool call
 Otherwise the reply is chosen by the request content, per API and in its real shapes:
@@ -259,6 +260,21 @@ STATUS_GEMINI = {
     503: ("UNAVAILABLE", "The model is overloaded. Please try again later."),
     504: ("DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
 }
+
+
+def context_overflow_error(api: str) -> ApiError:
+    """What each API answers for a prompt beyond the model's context window."""
+    if api == "chat":
+        return oai_error(400, "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+                              "130000 tokens. Please reduce the length of the messages.",
+                         "invalid_request_error", "messages", "context_length_exceeded")
+    if api == "responses":
+        return oai_error(400, "Your input exceeds the context window of this model. Please adjust your input and try again.",
+                         "invalid_request_error", "input", "context_length_exceeded")
+    if api == "anthropic":
+        return ant_error(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum")
+    return gem_error(400, "The input token count (1234567) exceeds the maximum number of tokens allowed (1048576).",
+                     "INVALID_ARGUMENT", None)
 
 
 def commanded_error(api: str, status: int, model: str) -> ApiError:
@@ -2181,6 +2197,8 @@ class Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"mock-error-(\d{3})", model)
         if m:
             raise commanded_error(api, int(m.group(1)), model)
+        if model == "mock-too-long":
+            raise context_overflow_error(api)
         if model == "mock-hang":
             self.record["status"] = "hang"
             return self.stall()

@@ -566,6 +566,33 @@ def test_rate_limited(gateway, client, provider, stream):
 
 @MODES
 @pytest.mark.parametrize("client,provider", PAIRS, ids=PAIR_IDS)
+def test_context_overflow_in_the_clients_own_words(gateway, client, provider, stream):
+    """A prompt beyond the context window: clients recognise it by their provider's wording or
+    code (Codex: code context_length_exceeded; Claude Code: "prompt is too long: N tokens > M
+    maximum") and compact the conversation; converted, it must still read that way."""
+    d = pair(gateway, client)
+    model = BASE_MODEL[provider].split(".")[0] + ".mock-too-long"
+    if client in ("chat", "responses"):
+        with pytest.raises(openai.BadRequestError) as ei:
+            call_client(d, model, stream)
+        assert ei.value.code == "context_length_exceeded", ctx(client, provider, f"{ei.value.body!r}")
+    elif client == "anthropic":
+        with pytest.raises(anthropic.BadRequestError) as ei:
+            call_client(d, model, stream)
+        message = ei.value.body["error"]["message"]
+        assert message.startswith("prompt is too long"), ctx(client, provider, message)
+        if provider != "resp":  # the Responses API's wording carries no token counts
+            assert re.fullmatch(r"prompt is too long: \d+ tokens > \d+ maximum", message), ctx(client, provider, message)
+    else:
+        with pytest.raises(gerrors.ClientError) as ei:
+            call_client(d, model, stream)
+        assert ei.value.code == 400 and ei.value.status == "INVALID_ARGUMENT", ctx(client, provider, f"{ei.value!r}")
+        if provider != "resp":
+            assert "exceeds the maximum number of tokens" in ei.value.message, ctx(client, provider, ei.value.message)
+
+
+@MODES
+@pytest.mark.parametrize("client,provider", PAIRS, ids=PAIR_IDS)
 def test_overloaded(gateway, client, provider, stream):
     d = pair(gateway, client)
     model = OVERLOADED_MODEL[provider]

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::protocols::Protocol;
 
 pub fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
@@ -56,7 +57,7 @@ pub fn decode(v: &Value) -> Option<GatewayError> {
 }
 
 pub fn render(e: &GatewayError) -> String {
-    json!({"type": "error", "error": {"type": error_type(e.kind), "message": e.message}}).to_string()
+    json!({"type": "error", "error": {"type": error_type(e.kind), "message": e.message_for(Protocol::Claude)}}).to_string()
 }
 
 /// The message of an Anthropic error body: `{"type":"error","error":{"type","message"}}`,

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::protocols::Protocol;
 
 pub fn status_name(kind: ErrorKind) -> &'static str {
     match kind {
@@ -22,7 +23,7 @@ pub fn status_name(kind: ErrorKind) -> &'static str {
 }
 
 pub fn render(e: &GatewayError) -> String {
-    json!({"error": {"code": e.status(), "message": e.message, "status": status_name(e.kind)}}).to_string()
+    json!({"error": {"code": e.status(), "message": e.message_for(Protocol::Gemini), "status": status_name(e.kind)}}).to_string()
 }
 
 /// The HTTP status a Google RPC status name stands for.

@@ -4,9 +4,11 @@
 use serde_json::json;
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::protocols::Protocol;
 
 fn type_and_code(e: &GatewayError) -> (&'static str, Option<&'static str>) {
     match e.kind {
+        ErrorKind::InvalidRequest if e.context_overflow().is_some() => ("invalid_request_error", Some("context_length_exceeded")),
         ErrorKind::InvalidRequest => ("invalid_request_error", None),
         ErrorKind::Authentication => ("invalid_request_error", Some("invalid_api_key")),
         ErrorKind::PermissionDenied => ("permission_error", Some("permission_denied")),
@@ -27,7 +29,7 @@ fn type_and_code(e: &GatewayError) -> (&'static str, Option<&'static str>) {
 
 pub fn object(e: &GatewayError) -> serde_json::Value {
     let (kind, code) = type_and_code(e);
-    json!({"message": e.message, "type": kind, "param": e.param, "code": code})
+    json!({"message": e.message_for(Protocol::OpenAiChat), "type": kind, "param": e.param, "code": code})
 }
 
 pub fn render(e: &GatewayError) -> String {

@@ -21,13 +21,13 @@ pub fn event(e: &GatewayError, sequence_number: u64) -> String {
     json!({
         "type": "error",
         "code": code,
-        "message": e.message,
+        "message": object["message"],
         "param": e.param,
         "sequence_number": sequence_number,
         "error": {
             "type": object["type"],
             "code": code,
-            "message": e.message,
+            "message": object["message"],
             "param": e.param,
         },
     })
@@ -37,5 +37,5 @@ pub fn event(e: &GatewayError, sequence_number: u64) -> String {
 /// `response.error` of a failed response: `{code, message}`.
 pub fn response_error(e: &GatewayError) -> Value {
     let object = crate::protocols::openai_chat::error::object(e);
-    json!({"code": code(&object), "message": e.message})
+    json!({"code": code(&object), "message": object["message"]})
 }
