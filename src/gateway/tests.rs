@@ -465,6 +465,13 @@ fn reasoning_packed_from_another_provider_never_reaches_a_same_protocol_upstream
     let v = sent("/v1/messages", body);
     assert_eq!(v["thinking"]["type"], "enabled");
     assert_eq!(v["messages"][1]["content"], serde_json::json!([{"type": "text", "text": "a"}]));
+    // A turn that held nothing else goes, and the user turns around it join.
+    let body = format!(
+        r#"{{"model":"ant.claude-x","max_tokens":9,"messages":[{{"role":"user","content":"q1"}},{{"role":"assistant","content":[{{"type":"thinking","thinking":"t","signature":"{p}"}}]}},{{"role":"user","content":[{{"type":"text","text":"q2"}}]}}]}}"#,
+        p = carrier::pack(&foreign)
+    );
+    let v = sent("/v1/messages", body);
+    assert_eq!(v["messages"], serde_json::json!([{"role": "user", "content": [{"type": "text", "text": "q1"}, {"type": "text", "text": "q2"}]}]));
 
     // Chat: tool call ids carrying packed reasoning go back to their plain form.
     let id = carrier::id_with("call_1", &foreign);

@@ -195,7 +195,7 @@ def gateway_config(mock_base: str) -> dict:
             "resp": {"type": "openai-responses", "baseURL": m, "apiKeyEnv": "RESP_UPSTREAM_KEY",
                      "models": {"gpt-5": {}, "mock-error-429": {}, **CONVERSION_MODELS, "mock-error-503": {}}},
             "ant": {"type": "claude", "baseURL": m, "apiKey": "sk-ant-upstream-1",
-                    "models": {"claude-sonnet-4-5": {},
+                    "models": {"claude-sonnet-4-5": {}, "sonnet-46": {"upstreamModel": "claude-sonnet-4-6"},
                                "cached": {"upstreamModel": "claude-sonnet-4-5", "options": {"promptCache": True}}, "mock-error-529": {}, **CONVERSION_MODELS, "mock-error-429": {}}},
             "gem": {"type": "gemini", "baseURL": m, "apiKey": "AIza-upstream-1",
                     "models": {"gemini-2.5-flash": {}, "mock-error-503": {}, **CONVERSION_MODELS, "mock-error-429": {},

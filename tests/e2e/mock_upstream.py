@@ -1156,6 +1156,15 @@ def _aerr(msg):
     return ant_error(400, "invalid_request_error", msg)
 
 
+def prefill_refused(model: str) -> bool:
+    """Claude Opus/Sonnet 4.6 and later refuse a conversation ending with the assistant."""
+    m = re.match(r"claude-(?:[a-z]+-)?(\d+)[-.](\d+)", model) or re.match(r"claude-(?:[a-z]+-)?(\d+)(?!\d)", model)
+    if not m:
+        return False
+    major, minor = int(m.group(1)), int(m.group(2)) if m.lastindex and m.lastindex >= 2 else 0
+    return major >= 5 or (major == 4 and minor >= 6 and minor < 100)
+
+
 def validate_anthropic(body: dict, beta: bool, count_only=False):
     allowed = set(ANTHROPIC_COUNT_FIELDS if count_only else ANTHROPIC_FIELDS)
     if beta:
@@ -1241,6 +1250,8 @@ def validate_anthropic(body: dict, beta: bool, count_only=False):
                     raise _aerr(f"{bp}.tool_use_id: Field required")
         else:
             raise _aerr(f"{p}.content: Input should be a valid list")
+    if msgs and msgs[-1].get("role") == "assistant" and not count_only and prefill_refused(body["model"]):
+        raise _aerr("This model does not support assistant message prefill. The conversation must end with a user message.")
     if "system" in body:
         s = body["system"]
         if isinstance(s, list):

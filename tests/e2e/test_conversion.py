@@ -564,6 +564,24 @@ def test_rate_limited(gateway, client, provider, stream):
         assert ei.value.code == 429 and ei.value.status == "RESOURCE_EXHAUSTED", ctx(client, provider, f"{ei.value!r}")
 
 
+def test_continue_prefill_reaches_claude_models_that_refuse_prefill(gateway, mock_upstream):
+    """A chat app's "continue" sends the conversation ending with the assistant's partial
+    answer; Claude 4.6+ refuses such a prefill (the mock as the API does), older ones take it."""
+    oai = gateway.openai()
+    messages = [{"role": "user", "content": "write a haiku"}, {"role": "assistant", "content": "Autumn moon"}]
+    for model, last_role in (("ant.sonnet-46", "user"), ("ant.claude-sonnet-4-5", "assistant")):
+        mock_upstream.clear()
+        r = oai.chat.completions.create(model=model, messages=messages)
+        assert r.choices[0].message.content
+        sent = mock_upstream.last()["body"]
+        assert sent["messages"][-1]["role"] == last_role, (model, sent["messages"])
+    # passed through, the refusal is Anthropic's own
+    ant = gateway.anthropic()
+    with pytest.raises(anthropic.BadRequestError) as ei:
+        ant.messages.create(model="ant.sonnet-46", max_tokens=50, messages=messages)
+    assert "prefill" in ei.value.body["error"]["message"]
+
+
 @MODES
 @pytest.mark.parametrize("client,provider", PAIRS, ids=PAIR_IDS)
 def test_context_overflow_in_the_clients_own_words(gateway, client, provider, stream):

@@ -525,6 +525,11 @@ fn build(req: &Request, target: &Target) -> Result<Map<String, Value>, GatewayEr
     body.insert("model".into(), json!(target.model));
 
     let mut turns = encode_turns(&req.messages)?;
+    // Opus/Sonnet 4.6 and later refuse a conversation that ends with the assistant (a
+    // prefill, as chat apps' "continue" sends): the model answers the last user turn instead.
+    if adaptive_thinking(target.model) && turns.len() > 1 && turns.last().is_some_and(|t| t.role == Role::Assistant && !t.blocks.iter().any(is_tool_use)) {
+        turns.pop();
+    }
     // Thinking budget (None = off) and max_tokens above it.
     let mut budget = thinking_budget(req, target).map(|b| b.max(MIN_BUDGET));
     if budget.is_some() && !tool_loop_has_thinking(&turns) {
@@ -760,6 +765,7 @@ pub fn drop_packed_reasoning(body: &mut Value) -> bool {
     let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else { return false };
     let packed = |b: &Value| is_thinking(b) && [b.get("signature"), b.get("data")].into_iter().flatten().filter_map(Value::as_str).any(carrier::is_packed);
     let mut changed = false;
+    let count = messages.len();
     messages.retain_mut(|m| {
         let Some(blocks) = m.get_mut("content").and_then(Value::as_array_mut) else { return true };
         let before = blocks.len();
@@ -769,6 +775,21 @@ pub fn drop_packed_reasoning(body: &mut Value) -> bool {
     });
     if !changed {
         return false;
+    }
+    if messages.len() != count {
+        // An assistant turn that held only such thinking went: its neighbours join.
+        let mut joined: Vec<Value> = Vec::with_capacity(messages.len());
+        for m in messages.drain(..) {
+            match joined.last_mut() {
+                Some(prev) if prev.get("role") == m.get("role") => {
+                    let mut blocks = content_blocks(prev.get("content"));
+                    blocks.extend(content_blocks(m.get("content")));
+                    prev["content"] = Value::Array(blocks);
+                }
+                _ => joined.push(m),
+            }
+        }
+        *messages = joined;
     }
     let loop_start = messages
         .iter()
@@ -784,6 +805,15 @@ pub fn drop_packed_reasoning(body: &mut Value) -> bool {
         }
     }
     true
+}
+
+/// A message's content as blocks (a string is one text block).
+fn content_blocks(content: Option<&Value>) -> Vec<Value> {
+    match content {
+        Some(Value::String(s)) => vec![json!({"type": "text", "text": s})],
+        Some(Value::Array(blocks)) => blocks.clone(),
+        _ => Vec::new(),
+    }
 }
 
 fn holds_block(message: &Value, kind: &str) -> bool {

@@ -1125,6 +1125,18 @@ fn newer_models_get_adaptive_thinking() {
 }
 
 #[test]
+fn prefill_goes_only_to_models_that_take_it() {
+    let req = req_of(vec![user(vec![text("Write a haiku")]), assistant(vec![text("Autumn moon")])]);
+    let options = ModelOptions::default();
+    for (model, roles) in [("claude-sonnet-4-5", vec!["user", "assistant"]), ("claude-sonnet-4-6", vec!["user"]), ("claude-opus-4-7", vec!["user"])] {
+        let target = Target { model, options: &options, quirks: Quirks::default() };
+        let body = request::encode(&req, &target).unwrap();
+        let got: Vec<&str> = body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+        assert_eq!(got, roles, "{model}");
+    }
+}
+
+#[test]
 fn prompt_cache_marks_tools_system_and_the_last_message() {
     let mut req = req_of(vec![
         user(vec![text("weather?")]),
