@@ -186,7 +186,7 @@ def gateway_config(mock_base: str) -> dict:
         "version": 1,
         "providers": {
             "oai": {"type": "openai-chat-completions", "baseURL": f"{m}/v1", "apiKey": "sk-upstream-oai",
-                    "models": {"gpt-4o-mini": {}, "mini": {"upstreamModel": "gpt-4o-mini"},
+                    "models": {"gpt-4o-mini": {}, "mini": {"upstreamModel": "gpt-4o-mini"}, "mock-gemini-compat": {},
                                "mock-error-429": {}, "mock-error-500": {}, "mock-hang": {}, "mock-garbage": {},
                                "mock-reset": {}, "mock-truncate": {},
                                # additions of this harness (streaming/timeout behaviour)

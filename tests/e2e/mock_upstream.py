@@ -23,6 +23,9 @@ name (for Gemini the model in the URL):
   mock-reset           close the socket (TCP RST) without any response
   mock-hang-mid-<ms>   like mock-hang-mid, but stall <ms> and then drop the connection
   mock-too-long        400: the prompt exceeds the context window, in the API's own words
+  mock-gemini-compat   (Chat) a Gemini 3 model behind an OpenAI-compatible endpoint: its first tool
+                       call carries extra_content.google.thought_signature and the message
+                       OpenRouter-style reasoning_details; the next turn must send both back
   mock-malformed       (Gemini) a 200 whose only candidate ends with MALFORMED_FUNCTION_CALL and
                        no content, as Gemini answers when it fails to form a tool call
 Otherwise the reply is chosen by the request content, per API and in its real shapes:
@@ -394,6 +397,7 @@ _issued_rs: dict[str, str] = {}         # reasoning item id -> encrypted_content
 _rs_follower: dict[str, str] = {}       # reasoning item id -> id of the item it produced
 _fc_reasoning: dict[str, str] = {}      # function_call / message item id -> its reasoning item id
 _issued_gsig: set[bytes] = set()        # decoded Gemini thought signatures
+_issued_compat: set[str] = set()        # mock-gemini-compat thought signatures and reasoning_details data
 
 
 def sha256_hex(text: str) -> str:
@@ -868,10 +872,42 @@ def check_openai_tool_schema(name, params, param_path):
                     param_path, "invalid_function_parameters")
 
 
+def issue_compat_signature() -> str:
+    sig = base64.b64encode(f"compat-{uuid.uuid4().hex}".encode()).decode()
+    with _issued_lock:
+        _issued_compat.add(sig)
+    return sig
+
+
+def validate_gemini_compat_replay(msgs: list):
+    """mock-gemini-compat: in the current turn (after the last user message), each assistant
+    message with tool calls must bring back the signature on its first call and its
+    reasoning_details, as Gemini 3 behind an OpenAI-compatible endpoint requires."""
+    last_user = max((i for i, m in enumerate(msgs) if isinstance(m, dict) and m.get("role") == "user"), default=-1)
+    for i, m in enumerate(msgs[last_user + 1:], last_user + 1):
+        if not isinstance(m, dict) or m.get("role") != "assistant" or not m.get("tool_calls"):
+            continue
+        first = m["tool_calls"][0]
+        sig = ((first.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+        with _issued_lock:
+            known = sig in _issued_compat
+            details_known = any(isinstance(d, dict) and d.get("data") in _issued_compat for d in m.get("reasoning_details") or [])
+        if not known:
+            name = (first.get("function") or {}).get("name")
+            raise _oerr("Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
+                        f"correctly, and missing thought_signature may lead to degraded model performance. Additional data, "
+                        f"function call `default_api:{name}` , position {i + 1}. Please refer to "
+                        "https://ai.google.dev/gemini-api/docs/thought-signatures for more details.", None, None)
+        if not details_known:
+            raise _oerr(f"messages[{i}].reasoning_details: the reasoning of this turn was not sent back.", None, None)
+
+
 def validate_chat(body: dict):
     check_unknown_openai(body, CHAT_FIELDS, False)
     check_model_openai(body)
     check_end_user_openai(body)
+    if body.get("model") == "mock-gemini-compat" and isinstance(body.get("messages"), list):
+        validate_gemini_compat_replay(body["messages"])
     if "messages" not in body or body["messages"] is None:
         raise _oerr("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
     msgs = body["messages"]
@@ -1685,6 +1721,12 @@ def chat_reply(body, model=None):
         message["tool_calls"] = [{"id": i, "type": "function", "function": {"name": nm, "arguments": a}} for i, nm, a in calls]
     if plan.reasoning:
         message["reasoning_content"] = plan.reasoning
+    compat = model == "mock-gemini-compat" and calls
+    if compat:
+        signature, details = issue_compat_signature(), [{"type": "reasoning.encrypted", "data": issue_compat_signature(),
+                                                          "format": "google-gemini-v1", "index": 0}]
+        message["tool_calls"][0]["extra_content"] = {"google": {"thought_signature": signature}}
+        message["reasoning_details"] = details
     finish = "tool_calls" if calls else "stop"
     full = {
         "id": cid, "object": "chat.completion", "created": created, "model": model,
@@ -1706,9 +1748,13 @@ def chat_reply(body, model=None):
         events += [chunk({"reasoning_content": piece}) for piece in split_two(plan.reasoning)]
     if plan.text is not None:
         events += [chunk({"content": piece}) for piece in split_chunks(plan.text)]
+    if compat:
+        events.append(chunk({"reasoning_details": details}))
     for index, (call_id, name, args) in enumerate(calls):
-        events.append(chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
-                                             "function": {"name": name, "arguments": ""}}]}))
+        start = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        if compat and index == 0:
+            start["extra_content"] = {"google": {"thought_signature": signature}}
+        events.append(chunk({"tool_calls": [start]}))
         events += [chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}) for piece in split_json(args)]
     terminal = [chunk({}, finish)]
     if include_usage:

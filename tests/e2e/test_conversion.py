@@ -474,6 +474,24 @@ def test_thinking_tool_round_trip(gateway, client, provider, stream):
                               f"first upstream request: {[summarize_record(r) for r in first_log]}")
 
 
+@MODES
+@pytest.mark.parametrize("client", [c for c in CLIENTS if c != "chat"])
+def test_gemini_behind_an_openai_compatible_endpoint_gets_its_signatures_back(gateway, client, stream):
+    """Gemini 3 through OpenRouter or Google's OpenAI-compatible endpoint (an
+    openai-chat-completions provider): the thought signature on the first tool call and the
+    message's reasoning_details must come back on the next turn, or the upstream answers 400.
+    (A Chat client passes through: sending them back is its own part.)"""
+    d = pair(gateway, client)
+    t1 = d.send("oai.mock-gemini-compat", d.start("weather in paris?"), stream, tools=True)
+    check_calls(t1, d, client, "oai", [("get_weather", WEATHER_ARGS)])
+    gateway.mock.clear()
+    t2 = d.send("oai.mock-gemini-compat", d.results(t1), stream, tools=True)
+    check_result_text(t2, client, "oai", ["sunny"])
+    (sent,) = upstream_requests(gateway, "oai")
+    assistant = [m for m in sent["body"]["messages"] if m.get("role") == "assistant"][-1]
+    assert assistant["tool_calls"][0]["extra_content"]["google"]["thought_signature"], ctx(client, "oai", assistant)
+
+
 OWN_PROVIDER = {"chat": "oai", "responses": "resp", "anthropic": "ant", "gemini": "gem"}
 SWITCHES = [(c, p) for c in CLIENTS for p in PROVIDERS if p != OWN_PROVIDER[c]]
 

@@ -381,10 +381,34 @@ pub fn encode(req: &Request, target: &Target) -> Result<Value, GatewayError> {
                 if !reasoning.is_empty() {
                     msg["reasoning_content"] = json!(reasoning.join(""));
                 }
-                let calls: Vec<Value> = m.parts.iter().filter_map(|p| match p {
-                    Part::ToolCall(c) => Some(json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": if c.arguments.trim().is_empty() { "{}" } else { c.arguments.as_str() }}})),
-                    _ => None,
-                }).collect();
+                // What a Chat upstream gave besides the text goes back where it came from:
+                // OpenRouter's `reasoning_details` on the message, Gemini's thought signature
+                // on the call it preceded.
+                let mut details = Vec::new();
+                let mut calls = Vec::new();
+                let mut signature = None;
+                for p in &m.parts {
+                    match p {
+                        Part::Reasoning(r) if carrier::accepted_by(r, Protocol::OpenAiChat) => {
+                            if let Some(Ok(Value::Array(items))) = r.encrypted.as_deref().map(serde_json::from_str) {
+                                details.extend(items);
+                            }
+                            signature = r.signature.clone();
+                        }
+                        Part::ToolCall(c) => {
+                            let arguments = if c.arguments.trim().is_empty() { "{}" } else { c.arguments.as_str() };
+                            let mut call = json!({"id": c.id, "type": "function", "function": {"name": c.name, "arguments": arguments}});
+                            if let Some(sig) = signature.take() {
+                                call["extra_content"] = json!({"google": {"thought_signature": sig}});
+                            }
+                            calls.push(call);
+                        }
+                        _ => {}
+                    }
+                }
+                if !details.is_empty() {
+                    msg["reasoning_details"] = Value::Array(details);
+                }
                 if !calls.is_empty() {
                     msg["tool_calls"] = Value::Array(calls);
                 }

@@ -101,6 +101,43 @@ pub fn usage_from(u: &Value) -> Usage {
     }
 }
 
+/// OpenRouter's `reasoning_details` (the signatures and encrypted reasoning a provider
+/// behind it needs back, Gemini 3's among them), kept whole as the reasoning's opaque
+/// payload; `None` when there are none.
+pub(super) fn reasoning_details_payload(details: &[Value]) -> Option<String> {
+    (!details.is_empty()).then(|| Value::Array(details.to_vec()).to_string())
+}
+
+/// Streamed `reasoning_details` items joined into whole ones: pieces of one item share its
+/// `index` and `type`; their text is concatenated, other fields take the latest value.
+pub(super) fn merge_reasoning_details(into: &mut Vec<Value>, items: &[Value]) {
+    for item in items {
+        let Some(fields) = item.as_object() else { continue };
+        let index = item.get("index").and_then(Value::as_u64);
+        let same = into.iter_mut().find(|d| index.is_some() && d.get("index").and_then(Value::as_u64) == index && d.get("type") == item.get("type"));
+        let Some(Value::Object(existing)) = same else {
+            into.push(item.clone());
+            continue;
+        };
+        for (key, value) in fields {
+            match (existing.get_mut(key), value) {
+                (Some(Value::String(have)), Value::String(more)) if matches!(key.as_str(), "text" | "summary") => have.push_str(more),
+                (_, Value::Null) => {}
+                _ => {
+                    existing.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+}
+
+/// The thought signature Gemini's OpenAI-compatible endpoint puts on a tool call
+/// (`extra_content.google.thought_signature`), which must come back on that call.
+pub(super) fn call_thought_signature(call: &Value) -> Option<String> {
+    let google = call.get("extra_content")?.get("google")?;
+    str_of(google, "thought_signature").filter(|s| !s.is_empty()).map(String::from)
+}
+
 /// Egress: a `chat.completion` as IR.
 pub fn decode(body: &Value, meta: ResponseMeta) -> Result<Response, GatewayError> {
     let choice = array_of(body, "choices").first().ok_or_else(|| {
@@ -108,8 +145,10 @@ pub fn decode(body: &Value, meta: ResponseMeta) -> Result<Response, GatewayError
     })?;
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut parts = Vec::new();
-    if let Some(r) = str_of(message, "reasoning_content").or_else(|| str_of(message, "reasoning")).filter(|r| !r.is_empty()) {
-        parts.push(Part::Reasoning(Reasoning { text: r.to_string(), origin: Some(Protocol::OpenAiChat), ..Default::default() }));
+    let text = str_of(message, "reasoning_content").or_else(|| str_of(message, "reasoning")).unwrap_or_default();
+    let details = reasoning_details_payload(array_of(message, "reasoning_details"));
+    if !text.is_empty() || details.is_some() {
+        parts.push(Part::Reasoning(Reasoning { text: text.to_string(), encrypted: details, origin: Some(Protocol::OpenAiChat), ..Default::default() }));
     }
     match message.get("content") {
         Some(Value::String(t)) if !t.is_empty() => parts.push(Part::Text(t.clone())),
@@ -133,6 +172,9 @@ pub fn decode(body: &Value, meta: ResponseMeta) -> Result<Response, GatewayError
             .filter(|id| !id.is_empty() && !ids.contains(id))
             .unwrap_or_else(|| crate::wire::synth_id("call_", &meta.id, n));
         ids.push(id.clone());
+        if let Some(signature) = call_thought_signature(call) {
+            parts.push(Part::Reasoning(Reasoning { signature: Some(signature), origin: Some(Protocol::OpenAiChat), ..Default::default() }));
+        }
         parts.push(Part::ToolCall(ToolCall {
             id,
             name: string_of(f, "name").unwrap_or_default(),

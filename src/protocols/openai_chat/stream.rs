@@ -116,6 +116,8 @@ pub struct Decoder {
     meta: ResponseMeta,
     started: bool,
     reasoning: Option<String>,
+    /// `reasoning_details` of the open reasoning, joined as they stream.
+    details: Vec<Value>,
     /// Index, id and name of the tool call being streamed, as the upstream gave them.
     tool_index: Option<u64>,
     tool_id: Option<String>,
@@ -132,7 +134,7 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(meta: ResponseMeta) -> Self {
-        Decoder { meta, started: false, reasoning: None, tool_index: None, tool_id: None, tool_name: None, tool_args: String::new(), used_ids: Vec::new(), tool_calls: 0, finish: None, usage: Usage::default(), done: false }
+        Decoder { meta, started: false, reasoning: None, details: Vec::new(), tool_index: None, tool_id: None, tool_name: None, tool_args: String::new(), used_ids: Vec::new(), tool_calls: 0, finish: None, usage: Usage::default(), done: false }
     }
 
     fn start(&mut self, out: &mut Vec<StreamEvent>) {
@@ -143,8 +145,10 @@ impl Decoder {
     }
 
     fn close_reasoning(&mut self, out: &mut Vec<StreamEvent>) {
-        if let Some(text) = self.reasoning.take() {
-            out.push(StreamEvent::ReasoningEnd(Reasoning { text, origin: Some(Protocol::OpenAiChat), ..Default::default() }));
+        let encrypted = super::response::reasoning_details_payload(&std::mem::take(&mut self.details));
+        if self.reasoning.is_some() || encrypted.is_some() {
+            let text = self.reasoning.take().unwrap_or_default();
+            out.push(StreamEvent::ReasoningEnd(Reasoning { text, encrypted, origin: Some(Protocol::OpenAiChat), ..Default::default() }));
         }
     }
 
@@ -190,6 +194,9 @@ impl StreamDecoder for Decoder {
             self.reasoning.get_or_insert_with(String::new).push_str(r);
             out.push(StreamEvent::ReasoningDelta(r.to_string()));
         }
+        if let Some(items) = delta.get("reasoning_details").and_then(Value::as_array) {
+            super::response::merge_reasoning_details(&mut self.details, items);
+        }
         if let Some(t) = str_of(delta, "content").filter(|t| !t.is_empty()) {
             self.close_reasoning(out);
             out.push(StreamEvent::TextDelta(t.to_string()));
@@ -226,6 +233,9 @@ impl StreamDecoder for Decoder {
                     self.tool_name = name.clone();
                     self.tool_args.clear();
                     self.tool_calls += 1;
+                    if let Some(signature) = super::response::call_thought_signature(call) {
+                        out.push(StreamEvent::ReasoningEnd(Reasoning { signature: Some(signature), origin: Some(Protocol::OpenAiChat), ..Default::default() }));
+                    }
                     out.push(StreamEvent::ToolCallStart { id, name: name.unwrap_or_default() });
                 }
                 let args = match function.get("arguments") {

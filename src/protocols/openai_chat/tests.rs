@@ -419,3 +419,46 @@ fn stream_chunks_keep_the_chunk_object_s_fields_and_order() {
     .concat();
     assert_eq!(String::from_utf8(out).unwrap(), expected);
 }
+
+/// OpenRouter's `reasoning_details` and Gemini's OpenAI-compatible thought signatures:
+/// read from whole and streamed answers, and sent back where they came from.
+#[test]
+fn reasoning_details_and_call_thought_signatures_go_back_to_a_chat_upstream() {
+    let details = json!([{"type": "reasoning.text", "text": "Plan it.", "signature": "sig-1", "format": "anthropic-claude-v1", "index": 0},
+                         {"type": "reasoning.encrypted", "data": "ENC==", "format": "google-gemini-v1", "index": 1}]);
+    let whole = json!({"choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+        "reasoning": "Plan it.", "reasoning_details": details,
+        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"},
+                        "extra_content": {"google": {"thought_signature": "GSIG=="}}}]}}]});
+    let from_whole = response::decode(&whole, meta()).unwrap();
+
+    let chunk = |delta: Value| format!("data: {}\n\n", json!({"choices": [{"index": 0, "delta": delta}]}));
+    let sse = [
+        chunk(json!({"role": "assistant", "reasoning": "Plan ", "reasoning_details": [{"type": "reasoning.text", "text": "Plan ", "format": "anthropic-claude-v1", "index": 0}]})),
+        chunk(json!({"reasoning": "it.", "reasoning_details": [{"type": "reasoning.text", "text": "it.", "index": 0}]})),
+        chunk(json!({"reasoning_details": [{"type": "reasoning.text", "text": "", "signature": "sig-1", "index": 0}, {"type": "reasoning.encrypted", "data": "ENC==", "format": "google-gemini-v1", "index": 1}]})),
+        chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}, "extra_content": {"google": {"thought_signature": "GSIG=="}}}]})),
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n".to_string(),
+    ]
+    .concat();
+    let mut acc = Accumulator::default();
+    decode_stream(&[sse.as_bytes()]).unwrap().iter().for_each(|e| acc.push(e));
+    let from_stream = acc.into_response().unwrap();
+
+    for answer in [from_whole, from_stream] {
+        let mut req = request::decode(&json!({"messages": [{"role": "user", "content": "go"}]})).unwrap();
+        req.messages.push(crate::ir::Message { role: Role::Assistant, parts: answer.parts.clone() });
+        let options = ModelOptions::default();
+        let body = request::encode(&req, &target(&options)).unwrap();
+        let m = &body["messages"][1];
+        let mut sent = m["reasoning_details"].clone();
+        sent.as_array_mut().unwrap().iter_mut().for_each(|d| d.as_object_mut().unwrap().retain(|k, _| k != "index"));
+        let mut want = details.clone();
+        want.as_array_mut().unwrap().iter_mut().for_each(|d| d.as_object_mut().unwrap().retain(|k, _| k != "index"));
+        assert_eq!(sent, want, "{:?}", answer.parts);
+        assert_eq!(m["reasoning_content"], "Plan it.");
+        assert_eq!(m["tool_calls"][0]["extra_content"]["google"]["thought_signature"], "GSIG==");
+        // Another provider cannot take it back.
+        assert!(answer.parts.iter().all(|p| !matches!(p, Part::Reasoning(r) if r.origin != Some(Protocol::OpenAiChat))));
+    }
+}
