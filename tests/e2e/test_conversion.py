@@ -492,6 +492,36 @@ def test_gemini_behind_an_openai_compatible_endpoint_gets_its_signatures_back(ga
     assert assistant["tool_calls"][0]["extra_content"]["google"]["thought_signature"], ctx(client, "oai", assistant)
 
 
+COUNT_PATH = {"resp": "/v1/responses/input_tokens", "ant": "/v1/messages/count_tokens", "gem": ":countTokens"}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_token_counts_come_from_the_upstreams_counter_or_say_they_are_estimates(gateway, mock_upstream, provider):
+    """Claude Code's count_tokens and the Gemini SDK's count_tokens on any provider: the
+    upstream's own counter where it has one, else an estimate marked in a header (Chinese
+    text counted a token a character, not four characters a token)."""
+    text = "请用中文详细回答这个关于天气的问题" * 3  # 51 characters
+    mock_upstream.clear()
+    raw = gateway.anthropic().messages.with_raw_response.count_tokens(
+        model=BASE_MODEL[provider], messages=[{"role": "user", "content": text}])
+    n = raw.parse().input_tokens
+    posts = [r for r in mock_upstream.requests() if r["method"] == "POST"]
+    if provider == "oai":
+        assert not posts and raw.headers.get("x-gateway-token-count") == "estimate"
+        assert n >= 51, n
+    else:
+        assert [r["path"] for r in posts if COUNT_PATH[provider] in r["path"]], [r["path"] for r in posts]
+        assert raw.headers.get("x-gateway-token-count") is None and n > 0
+    mock_upstream.clear()
+    g = gateway.genai()  # kept in a name: a client collected mid-call closes its connection
+    total = g.models.count_tokens(model=BASE_MODEL[provider], contents=text).total_tokens
+    posts = [r for r in mock_upstream.requests() if r["method"] == "POST"]
+    if provider == "oai":
+        assert not posts and total >= 51, total
+    else:
+        assert [r["path"] for r in posts if COUNT_PATH[provider] in r["path"]] and total > 0, [r["path"] for r in posts]
+
+
 OWN_PROVIDER = {"chat": "oai", "responses": "resp", "anthropic": "ant", "gemini": "gem"}
 SWITCHES = [(c, p) for c in CLIENTS for p in PROVIDERS if p != OWN_PROVIDER[c]]
 
