@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let options = ModelOptions::default();
     let target = Target { model: "m", options: &options, quirks: Quirks::default() };
     for client in ALL {
+        let _ = protocols::without_packed_reasoning(client, data);
         if let Ok(req) = protocols::decode_request(client, &value) {
             for upstream in ALL {
                 let _ = protocols::encode_request(upstream, &req, &target);
