@@ -1202,6 +1202,13 @@ fn claude_request(req: &Request, t: &TargetSpec) -> Result<Request, String> {
     if turns.first().is_some_and(|(r, _)| *r == Role::Assistant) {
         turns.insert(0, (Role::User, vec![Part::Text(CONTINUE_TEXT.into())]));
     }
+    // Opus/Sonnet 4.6+ take no prefill: a final assistant turn without calls goes.
+    if t.model == "claude-opus-4-7"
+        && turns.len() > 1
+        && turns.last().is_some_and(|(role, parts)| *role == Role::Assistant && !parts.iter().any(|p| matches!(p, Part::ToolCall(_))))
+    {
+        turns.pop();
+    }
     // 3. Thinking: on when the request asks for it (at least 1024 tokens), unless an
     //    ongoing tool loop has an assistant turn that does not start with thinking.
     let mut budget = req.reasoning.filter(|r| !r.disabled).and_then(|r| {
