@@ -128,6 +128,9 @@ fn main() {
         });
         println!("chat -> {:<24} {:>8.2} ms {:>6.2}x", upstream.name(), t * 1e3, t / base);
     }
+    // What every same-protocol request pays to learn it holds no packed reasoning.
+    let t = time(|| usize::from(protocols::without_packed_reasoning(Protocol::OpenAiChat, &body).is_some()));
+    println!("chat -> chat, packed-reasoning scan {:>11.3} ms {:>6.3}x", t * 1e3, t / base);
 }
 
 fn agent_request() -> Vec<u8> {
