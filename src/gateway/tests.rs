@@ -502,6 +502,12 @@ fn reasoning_packed_from_another_provider_never_reaches_a_same_protocol_upstream
     let parts = v["contents"][1]["parts"].as_array().unwrap();
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0]["thoughtSignature"], crate::protocols::gemini::request::DUMMY_SIGNATURE);
+    let body = format!(
+        r#"{{"contents":[{{"role":"user","parts":[{{"text":"q1"}}]}},{{"role":"model","parts":[{{"text":"t","thought":true,"thoughtSignature":"{p}"}}]}},{{"role":"user","parts":[{{"text":"q2"}}]}}]}}"#,
+        p = carrier::pack(&claude)
+    );
+    let v = sent("/v1beta/models/gem.gemini-2.5-flash:generateContent", body);
+    assert_eq!(v["contents"], serde_json::json!([{"role": "user", "parts": [{"text": "q1"}, {"text": "q2"}]}]));
 
     // Without any, the body goes byte for byte.
     let body = r#"{"model":"ant.claude-x","max_tokens":9,"messages":[{"role":"user","content":"R1dSMX is just text"}]}"#;

@@ -147,6 +147,7 @@ pub fn drop_packed_reasoning(body: &mut Value) -> bool {
     };
     let Some(contents) = target.get_mut("contents").and_then(Value::as_array_mut) else { return false };
     let mut changed = false;
+    let count = contents.len();
     contents.retain_mut(|content| {
         let Some(parts) = content.get_mut("parts").and_then(Value::as_array_mut) else { return true };
         let before = parts.len();
@@ -170,6 +171,22 @@ pub fn drop_packed_reasoning(body: &mut Value) -> bool {
         });
         parts.len() == before || !parts.is_empty()
     });
+    if contents.len() != count {
+        // A model turn that held only such a thought went: its neighbours join.
+        let mut joined: Vec<Value> = Vec::with_capacity(contents.len());
+        for c in contents.drain(..) {
+            match joined.last_mut() {
+                Some(prev) if prev.get("role") == c.get("role") && prev["parts"].is_array() && c["parts"].is_array() => {
+                    let more = c["parts"].as_array().cloned().unwrap_or_default();
+                    if let Some(parts) = prev["parts"].as_array_mut() {
+                        parts.extend(more);
+                    }
+                }
+                _ => joined.push(c),
+            }
+        }
+        *contents = joined;
+    }
     changed
 }
 
