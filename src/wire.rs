@@ -73,3 +73,20 @@ pub fn synth_id(prefix: &str, response_id: &str, n: usize) -> String {
     let short: String = response_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
     format!("{prefix}{short}_{n}")
 }
+
+/// Joins each run of consecutive items with the same `role` into the run's first item:
+/// `join(first, next)` takes `next` in, or hands it back to stay a separate item.
+pub fn join_same_role(items: &mut Vec<Value>, mut join: impl FnMut(&mut Value, Value) -> Result<(), Value>) {
+    let mut joined: Vec<Value> = Vec::with_capacity(items.len());
+    for item in items.drain(..) {
+        let item = match joined.last_mut() {
+            Some(prev) if prev.get("role") == item.get("role") => match join(prev, item) {
+                Ok(()) => continue,
+                Err(item) => item,
+            },
+            _ => item,
+        };
+        joined.push(item);
+    }
+    *items = joined;
+}

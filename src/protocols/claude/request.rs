@@ -778,33 +778,28 @@ pub fn drop_packed_reasoning(body: &mut Value) -> bool {
     }
     if messages.len() != count {
         // An assistant turn that held only such thinking went: its neighbours join.
-        let mut joined: Vec<Value> = Vec::with_capacity(messages.len());
-        for m in messages.drain(..) {
-            match joined.last_mut() {
-                Some(prev) if prev.get("role") == m.get("role") => {
-                    let mut blocks = content_blocks(prev.get("content"));
-                    blocks.extend(content_blocks(m.get("content")));
-                    prev["content"] = Value::Array(blocks);
-                }
-                _ => joined.push(m),
-            }
-        }
-        *messages = joined;
+        wire::join_same_role(messages, |prev, m| {
+            let mut blocks = content_blocks(prev.get("content"));
+            blocks.extend(content_blocks(m.get("content")));
+            prev["content"] = Value::Array(blocks);
+            Ok(())
+        });
     }
-    let loop_start = messages
-        .iter()
-        .rposition(|m| m.get("role").and_then(Value::as_str) == Some("user") && !holds_block(m, "tool_result"))
-        .map_or(0, |i| i + 1);
-    let loop_lacks_thinking = messages[loop_start.min(messages.len())..]
-        .iter()
-        .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant") && holds_block(m, "tool_use"))
-        .any(|m| !m.get("content").and_then(Value::as_array).and_then(|c| c.first()).is_some_and(is_thinking));
-    if loop_lacks_thinking {
+    if !loop_has_thinking(messages, message_role, message_blocks) {
         if let Some(o) = body.as_object_mut() {
             o.remove("thinking");
         }
     }
     true
+}
+
+fn message_role(message: &Value) -> Role {
+    if message.get("role").and_then(Value::as_str) == Some("user") { Role::User } else { Role::Assistant }
+}
+
+/// A raw message's content blocks (none for string content).
+fn message_blocks(message: &Value) -> &[Value] {
+    message.get("content").and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
 
 /// A message's content as blocks (a string is one text block).
@@ -814,13 +809,6 @@ fn content_blocks(content: Option<&Value>) -> Vec<Value> {
         Some(Value::Array(blocks)) => blocks.clone(),
         _ => Vec::new(),
     }
-}
-
-fn holds_block(message: &Value, kind: &str) -> bool {
-    message
-        .get("content")
-        .and_then(Value::as_array)
-        .is_some_and(|c| c.iter().any(|b| b.get("type").and_then(Value::as_str) == Some(kind)))
 }
 
 fn is_thinking(block: &Value) -> bool {
@@ -834,15 +822,21 @@ fn is_tool_use(block: &Value) -> bool {
 /// Whether every assistant turn with a `tool_use` in the current tool loop (the turns
 /// after the last user turn that holds no tool result) starts with a thinking block.
 fn tool_loop_has_thinking(turns: &[Turn]) -> bool {
+    loop_has_thinking(turns, |t| t.role, |t: &Turn| t.blocks.as_slice())
+}
+
+/// [`tool_loop_has_thinking`] over any list of turns (the encoder's, or a request's raw
+/// messages), given each turn's role and content blocks.
+fn loop_has_thinking<T>(turns: &[T], role: impl Fn(&T) -> Role, blocks: impl Fn(&T) -> &[Value]) -> bool {
     let start = turns
         .iter()
-        .rposition(|t| t.role == Role::User && !t.blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result")))
+        .rposition(|t| role(t) == Role::User && !blocks(t).iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result")))
         .map(|i| i + 1)
         .unwrap_or(0);
     turns[start.min(turns.len())..]
         .iter()
-        .filter(|t| t.role == Role::Assistant && t.blocks.iter().any(is_tool_use))
-        .all(|t| t.blocks.first().is_some_and(is_thinking))
+        .filter(|t| role(t) == Role::Assistant && blocks(t).iter().any(is_tool_use))
+        .all(|t| blocks(t).first().is_some_and(is_thinking))
 }
 
 fn tool_names_in(turns: &[Turn]) -> Vec<String> {

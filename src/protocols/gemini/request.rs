@@ -134,16 +134,15 @@ fn opt_strings(v: &Value, camel: &str, snake: &str, parent: &str) -> Result<Vec<
     }
 }
 
-/// Ingress: a client request as IR. A `countTokens` body wrapping its request in
-/// `generateContentRequest` is read the same way.
 /// Same-protocol passthrough: `thoughtSignature`s the gateway packed from another
 /// provider's reasoning are not Gemini's: a function call keeps the documented
 /// placeholder instead (Gemini 3 requires one on the current turn's calls), a thought
 /// part goes, other parts lose the field. Whether anything changed.
 pub fn drop_packed_reasoning(body: &mut Value) -> bool {
-    let target = match body.get_mut("generateContentRequest") {
-        Some(inner) if inner.is_object() => inner,
-        _ => body,
+    let wrapper = ["generateContentRequest", "generate_content_request"].into_iter().find(|k| body.get(*k).is_some_and(Value::is_object));
+    let target = match wrapper {
+        Some(key) => &mut body[key],
+        None => body,
     };
     let Some(contents) = target.get_mut("contents").and_then(Value::as_array_mut) else { return false };
     let mut changed = false;
@@ -173,23 +172,19 @@ pub fn drop_packed_reasoning(body: &mut Value) -> bool {
     });
     if contents.len() != count {
         // A model turn that held only such a thought went: its neighbours join.
-        let mut joined: Vec<Value> = Vec::with_capacity(contents.len());
-        for c in contents.drain(..) {
-            match joined.last_mut() {
-                Some(prev) if prev.get("role") == c.get("role") && prev["parts"].is_array() && c["parts"].is_array() => {
-                    let more = c["parts"].as_array().cloned().unwrap_or_default();
-                    if let Some(parts) = prev["parts"].as_array_mut() {
-                        parts.extend(more);
-                    }
-                }
-                _ => joined.push(c),
+        wire::join_same_role(contents, |prev, c| match (prev.get_mut("parts").and_then(Value::as_array_mut), c.get("parts")) {
+            (Some(parts), Some(Value::Array(more))) => {
+                parts.extend(more.iter().cloned());
+                Ok(())
             }
-        }
-        *contents = joined;
+            _ => Err(c),
+        });
     }
     changed
 }
 
+/// Ingress: a client request as IR. A `countTokens` body wrapping its request in
+/// `generateContentRequest` is read the same way.
 pub fn decode(body: &Value) -> Result<ir::Request, GatewayError> {
     if !body.is_object() {
         return Err(GatewayError::invalid("The request body must be a JSON object."));

@@ -109,7 +109,6 @@ fn parse_effort(v: Option<&str>, param: &str) -> Result<Option<Effort>, GatewayE
     }
 }
 
-/// Ingress: a Chat Completions request as IR.
 /// Same-protocol passthrough: tool call ids the gateway extended with another provider's
 /// packed reasoning go back to their plain form (the reasoning is of no use to a Chat
 /// upstream, and such ids exceed OpenAI's length limit). Whether anything changed.
@@ -135,6 +134,7 @@ pub fn drop_packed_reasoning(body: &mut Value) -> bool {
     changed
 }
 
+/// Ingress: a Chat Completions request as IR.
 pub fn decode(body: &Value) -> Result<Request, GatewayError> {
     let mut req = Request::default();
     let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| invalid("'messages' must be an array.", "messages"))?;

@@ -104,8 +104,8 @@ pub fn usage_from(u: &Value) -> Usage {
 /// OpenRouter's `reasoning_details` (the signatures and encrypted reasoning a provider
 /// behind it needs back, Gemini 3's among them), kept whole as the reasoning's opaque
 /// payload; `None` when there are none.
-pub(super) fn reasoning_details_payload(details: &[Value]) -> Option<String> {
-    (!details.is_empty()).then(|| Value::Array(details.to_vec()).to_string())
+pub(super) fn reasoning_details_payload(details: Vec<Value>) -> Option<String> {
+    (!details.is_empty()).then(|| Value::Array(details).to_string())
 }
 
 /// Streamed `reasoning_details` items joined into whole ones: pieces of one item share its
@@ -146,7 +146,7 @@ pub fn decode(body: &Value, meta: ResponseMeta) -> Result<Response, GatewayError
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut parts = Vec::new();
     let text = str_of(message, "reasoning_content").or_else(|| str_of(message, "reasoning")).unwrap_or_default();
-    let details = reasoning_details_payload(array_of(message, "reasoning_details"));
+    let details = reasoning_details_payload(array_of(message, "reasoning_details").to_vec());
     if !text.is_empty() || details.is_some() {
         parts.push(Part::Reasoning(Reasoning { text: text.to_string(), encrypted: details, origin: Some(Protocol::OpenAiChat), ..Default::default() }));
     }

@@ -145,7 +145,7 @@ impl Decoder {
     }
 
     fn close_reasoning(&mut self, out: &mut Vec<StreamEvent>) {
-        let encrypted = super::response::reasoning_details_payload(&std::mem::take(&mut self.details));
+        let encrypted = super::response::reasoning_details_payload(std::mem::take(&mut self.details));
         if self.reasoning.is_some() || encrypted.is_some() {
             let text = self.reasoning.take().unwrap_or_default();
             out.push(StreamEvent::ReasoningEnd(Reasoning { text, encrypted, origin: Some(Protocol::OpenAiChat), ..Default::default() }));

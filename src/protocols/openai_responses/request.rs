@@ -573,7 +573,6 @@ fn decode_format(body: &Value) -> Result<Option<ResponseFormat>, GatewayError> {
     }
 }
 
-/// Ingress: a client request as IR.
 /// Same-protocol passthrough: removes the reasoning items whose `encrypted_content` the
 /// gateway packed from another provider's reasoning (OpenAI could not decrypt it).
 /// Whether anything changed.
@@ -587,6 +586,7 @@ pub fn drop_packed_reasoning(body: &mut Value) -> bool {
     items.len() != before
 }
 
+/// Ingress: a client request as IR.
 pub fn decode(body: &Value) -> Result<Request, GatewayError> {
     if !body.is_object() {
         return Err(GatewayError::invalid(format!("The request body must be a JSON object, but got {}.", kind_name(body))));
